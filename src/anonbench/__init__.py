@@ -1,0 +1,3 @@
+"""anonbench: how image anonymization changes computer-vision training."""
+
+__version__ = "0.1.0"
