@@ -1,0 +1,46 @@
+# Ingest: the demo world (when a dataset is generated), one manifest per split, training shards.
+
+
+rule demo_world:
+    output:
+        directory("results/{dataset}/world"),
+    params:
+        generate=lambda w: dataset_cfg(w)["generate"],
+    log:
+        "results/logs/demo_world/{dataset}.log",
+    script:
+        "../scripts/demo_world.py"
+
+
+def prepare_input(wildcards):
+    d = dataset_cfg(wildcards)
+    if "generate" in d:
+        return [anonbench_config.dataset_root(config, wildcards.dataset)]
+    return anonbench_config.annotation_inputs(config, wildcards.dataset, wildcards.split)
+
+
+rule prepare:
+    input:
+        prepare_input,
+    output:
+        "results/{dataset}/prepared/{split}.json",
+    params:
+        format=lambda w: dataset_cfg(w)["format"],
+        root=lambda w: anonbench_config.dataset_root(config, w.dataset),
+    log:
+        "results/logs/prepare/{dataset}_{split}.log",
+    script:
+        "../scripts/prepare.py"
+
+
+rule shards:
+    input:
+        "results/{dataset}/prepared/train.json",
+    output:
+        directory("results/{dataset}/prepared/shards"),
+    params:
+        n=lambda w: dataset_cfg(w)["shards"],
+    log:
+        "results/logs/shards/{dataset}.log",
+    script:
+        "../scripts/shards.py"

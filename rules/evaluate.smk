@@ -1,0 +1,17 @@
+# Every run is evaluated on the ORIGINAL validation set.
+
+
+rule evaluate:
+    input:
+        checkpoint="results/{dataset}/runs/{variant}/{model}/seed{seed}/model.pt",
+        val="results/{dataset}/prepared/val.json",
+    output:
+        metrics="results/{dataset}/metrics/{variant}/{model}/seed{seed}.json",
+        predictions="results/{dataset}/runs/{variant}/{model}/seed{seed}/predictions_val.json",
+    params:
+        model=model_cfg,
+    threads: model_threads
+    log:
+        "results/logs/evaluate/{dataset}_{variant}_{model}_seed{seed}.log",
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,18 @@
+# Tables: mean +- standard error over seeds, difference to the baseline row.
+
+
+rule table:
+    input:
+        lambda w: anonbench_config.table_metrics_files(config, w.table),
+    output:
+        md="results/tables/{table}.md",
+        csv="results/tables/{table}.csv",
+    params:
+        table=lambda w: config["tables"][w.table],
+        provenance=lambda w: anonbench_config.provenance(
+            config, config["tables"][w.table]["dataset"]
+        ),
+    log:
+        "results/logs/table/{table}.log",
+    script:
+        "../scripts/table.py"

@@ -1,0 +1,18 @@
+# One training run per dataset x variant x model x seed.
+
+
+rule train:
+    input:
+        "results/{dataset}/anonymized/{variant}/train.json",
+    output:
+        checkpoint="results/{dataset}/runs/{variant}/{model}/seed{seed}/model.pt",
+    params:
+        model=model_cfg,
+        out_dir=lambda w: f"results/{w.dataset}/runs/{w.variant}/{w.model}/seed{w.seed}",
+    threads: model_threads
+    resources:
+        mem_mb=4000,
+    log:
+        "results/logs/train/{dataset}_{variant}_{model}_seed{seed}.log",
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,68 @@
+"""Training backends: a registry from a config name (``models.<name>.backend``) to a backend.
+
+A backend is any object (usually a module) with two callables::
+
+    train(train_manifest: str, model_cfg: dict, seed: int, out_dir: str, *, threads=1, log=None) -> dict
+    predict(checkpoint: str, manifest: str, *, threads=1, batch_size=4) -> list[dict]   # COCO results
+
+Backends are registered by *import path* and imported only when asked for, so heavy optional
+dependencies (detectron2, mmdet, ...) cost nothing unless a model config names them::
+
+    register_backend("detectron2", "anonbench.backends.detectron2_backend")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+# name -> "package.module" (imported lazily) or a zero-argument factory returning the backend.
+_REGISTRY: dict[str, str | Callable[[], Any]] = {
+    "torchvision": "anonbench.backends.torchvision_backend",
+}
+_LOADED: dict[str, Any] = {}
+
+
+def register_backend(name: str, target: str | Callable[[], Any], *, replace: bool = False) -> None:
+    """Register ``name`` -> a module path (imported on first use) or a factory callable."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("backend name must be a non-empty string")
+    if name in _REGISTRY and not replace and _REGISTRY[name] != target:
+        raise ValueError(f"backend {name!r} is already registered (pass replace=True to override)")
+    _REGISTRY[name] = target
+    _LOADED.pop(name, None)
+
+
+def available_backends() -> list[str]:
+    """Names that ``get_backend`` accepts (registered; not necessarily importable here)."""
+    return sorted(_REGISTRY)
+
+
+def get_backend(name: str) -> Any:
+    """The backend registered as ``name``; ``ValueError`` naming the known backends otherwise."""
+    if name in _LOADED:
+        return _LOADED[name]
+    target = _REGISTRY.get(name)
+    if target is None:
+        raise ValueError(
+            f"unknown training backend {name!r}; known backends: {', '.join(available_backends())}"
+        )
+    if isinstance(target, str):
+        try:
+            backend = importlib.import_module(target)
+        except ImportError as e:
+            raise ImportError(
+                f"training backend {name!r} needs {target!r}, which could not be imported: {e}. "
+                f"Install the backend's optional dependencies or choose another backend "
+                f"({', '.join(available_backends())})."
+            ) from e
+    else:
+        backend = target()
+    for attr in ("train", "predict"):
+        if not callable(getattr(backend, attr, None)):
+            raise TypeError(f"training backend {name!r} ({target!r}) has no callable {attr!r}")
+    _LOADED[name] = backend
+    return backend
+
+
+__all__ = ["available_backends", "get_backend", "register_backend"]

@@ -1,0 +1,136 @@
+"""The internal dataset format: a COCO-style manifest.
+
+A manifest is a COCO instances dict (``images``, ``annotations``, ``categories``) plus an
+``info`` block::
+
+    info = {"dataset": "demo", "split": "train", "image_root": "<dir>", ...}
+
+The image of ``images[i]`` lives at ``os.path.join(info["image_root"], images[i]["file_name"])``.
+Annotations are plain COCO: ``bbox`` is ``[x, y, w, h]`` in pixels, ``segmentation`` is RLE or
+polygons, ``iscrowd`` marks crowd/group/ignore regions, person annotations may carry COCO-17
+``keypoints`` (51 numbers) and ``num_keypoints``.  Every annotation may carry ``anonymize``
+(bool): whether the anonymization stage treats it as a person instance to anonymize.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+Manifest = dict[str, Any]
+
+PERSON_CATEGORY_NAMES = ("person", "pedestrian")
+
+
+class ManifestError(ValueError):
+    """A manifest or annotation file is not what the workflow expects."""
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = None) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=indent, default=_json_default))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, bytes):
+        return o.decode("ascii")
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def load_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read a manifest and check its shape; errors name the file."""
+    path = Path(path)
+    try:
+        with open(path) as f:
+            m = json.load(f)
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: manifest not found") from None
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"{path}: not valid JSON ({e})") from None
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(m.get(key), list):
+            raise ManifestError(f"{path}: expected a COCO-style manifest with a '{key}' list")
+    if "image_root" not in m.get("info", {}):
+        raise ManifestError(f"{path}: manifest has no info.image_root")
+    return m
+
+
+def image_path(manifest: Manifest, image: dict[str, Any]) -> str:
+    return os.path.join(manifest["info"]["image_root"], image["file_name"])
+
+
+def annotations_by_image(manifest: Manifest) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {img["id"]: [] for img in manifest["images"]}
+    for ann in manifest["annotations"]:
+        out.setdefault(ann["image_id"], []).append(ann)
+    return out
+
+
+def person_category_ids(manifest: Manifest) -> set[int]:
+    return {c["id"] for c in manifest["categories"] if c["name"] in PERSON_CATEGORY_NAMES}
+
+
+def annotation_mask(ann: dict[str, Any], height: int, width: int) -> np.ndarray:
+    """The annotation's instance mask as a bool array of shape (height, width)."""
+    seg = ann["segmentation"]
+    if isinstance(seg, list):
+        if not seg:
+            return np.zeros((height, width), dtype=bool)
+        rles = mask_utils.frPyObjects(seg, height, width)
+        rle = mask_utils.merge(rles)
+    elif isinstance(seg["counts"], list):
+        rle = mask_utils.frPyObjects(seg, height, width)
+    else:
+        rle = {"size": seg["size"], "counts": seg["counts"].encode("ascii")
+               if isinstance(seg["counts"], str) else seg["counts"]}
+    return mask_utils.decode(rle).astype(bool)
+
+
+def encode_mask(mask: np.ndarray) -> dict[str, Any]:
+    """Compressed COCO RLE of a bool mask, JSON-ready (counts as str)."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def iter_images(manifest: Manifest) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    by_image = annotations_by_image(manifest)
+    for img in manifest["images"]:
+        yield img, by_image.get(img["id"], [])
+
+
+def subset(manifest: Manifest, image_ids: list[int], **info: Any) -> Manifest:
+    """The manifest restricted to ``image_ids`` (order kept), with extra info fields."""
+    keep = set(image_ids)
+    return {
+        "info": {**manifest["info"], **info},
+        "images": [img for img in manifest["images"] if img["id"] in keep],
+        "annotations": [a for a in manifest["annotations"] if a["image_id"] in keep],
+        "categories": manifest["categories"],
+    }

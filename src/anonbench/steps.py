@@ -1,0 +1,126 @@
+"""One function per workflow rule. ``scripts/*.py`` unpack Snakemake's input/output/params and
+call exactly one of these; they hold no logic of their own."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import annotate, anonymize, shards, tables
+from .manifest import load_manifest, write_json
+
+
+@contextlib.contextmanager
+def logged(log: str | None) -> Iterator[None]:
+    """Send stdout and stderr of the step to the rule's log file (kept on failure)."""
+    if not log:
+        yield
+        return
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w", buffering=1) as f, contextlib.redirect_stdout(f), \
+            contextlib.redirect_stderr(f):
+        t0 = time.perf_counter()
+        yield
+        print(f"done in {time.perf_counter() - t0:.1f} s", file=f)
+
+
+def demo_world(root: str, generate: dict[str, Any]) -> None:
+    from .datasets import demo
+
+    if os.path.isdir(root):  # a stale, incomplete world from an interrupted run
+        shutil.rmtree(root)
+    summary = demo.generate_world(root, seed=generate.get("seed", 0),
+                                  n_train=generate.get("train_images", 200),
+                                  n_val=generate.get("val_images", 60),
+                                  width=generate.get("width", 256),
+                                  height=generate.get("height", 160))
+    print(json.dumps(summary, indent=1))
+
+
+def prepare(fmt: str, root: str, split: str, dataset: str, out: str) -> None:
+    from .datasets import load_split
+
+    manifest = load_split(fmt, root, split, dataset)
+    print(f"{dataset}/{split}: {json.dumps(manifest['info'].get('summary', {}))}")
+    write_json(out, manifest)
+
+
+def make_shards(prepared: str, n: int, out_dir: str) -> None:
+    """Write ``out_dir/{shard}.json`` for every shard (the directory appears complete or not at all)."""
+    manifest = load_manifest(prepared)
+    out = Path(out_dir)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for shard in shards.split_shards(manifest, n):
+        write_json(tmp / f"{shard['info']['shard']}.json", shard)
+        print(f"shard {shard['info']['shard']}: {json.dumps(shards.summary(shard))}")
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+
+
+def faces(shard_json: str, cfg: dict[str, Any], out: str) -> None:
+    result = annotate.detect_faces(load_manifest(shard_json), cfg)
+    print(f"shard {result['shard']}: {result['persons_with_face']} of {result['persons']} "
+          f"persons with a face ({result['detector']})")
+    write_json(out, result)
+
+
+def anonymize_shard(shard_json: str, faces_json: str | None, variant: dict[str, Any],
+                    out_dir: str) -> None:
+    stats = anonymize.anonymize_shard(shard_json, faces_json, variant, out_dir)
+    print(json.dumps(stats))
+
+
+def anonymized_train_manifest(prepared: str, variant_name: str, variant: dict[str, Any],
+                              n_shards: int, out: str) -> None:
+    root = None if variant["method"] == "none" else str(Path(out).parent)
+    m = shards.anonymized_manifest(load_manifest(prepared), root, n_shards, variant_name)
+    m["info"]["variant_config"] = variant
+    if root is not None:
+        for img in m["images"]:
+            p = os.path.join(root, img["file_name"])
+            if not os.path.isfile(p):
+                raise FileNotFoundError(f"{p}: anonymized image missing (incomplete shard?)")
+    write_json(out, m)
+
+
+def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: str,
+          threads: int) -> None:
+    from .backends import get_backend
+
+    summary = get_backend(model_cfg["backend"]).train(train_manifest, model_cfg, seed, out_dir,
+                                                      threads=threads)
+    print(json.dumps(summary, default=str))
+
+
+def evaluate(checkpoint: str, val_manifest: str, model_cfg: dict[str, Any], record: dict[str, Any],
+             threads: int, predictions_out: str, metrics_out: str) -> None:
+    from .backends import get_backend
+    from .evaluate import evaluate_coco, metrics_record
+
+    results = get_backend(model_cfg["backend"]).predict(checkpoint, val_manifest, threads=threads)
+    write_json(predictions_out, results)
+    iou_types = ["bbox", "segm"] if model_cfg["arch"] == "mask_rcnn" else ["bbox", "keypoints"]
+    metrics = evaluate_coco(val_manifest, results, iou_types)
+    rec = metrics_record(metrics, **record)
+    print(json.dumps(rec["metrics"], indent=1))
+    write_json(metrics_out, rec, indent=1)
+
+
+def table(name: str, table_cfg: dict[str, Any], metrics_files: list[str], provenance: str,
+          out_md: str, out_csv: str) -> None:
+    rows = tables.build_rows(tables.load_records(metrics_files), {**table_cfg, "name": name})
+    md = tables.render_markdown(name, table_cfg, rows, provenance)
+    write_csv = tables.render_csv(rows)
+    from .manifest import atomic_write_text
+
+    atomic_write_text(out_csv, write_csv)
+    atomic_write_text(out_md, md)
+    print(md)

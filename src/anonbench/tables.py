@@ -1,0 +1,100 @@
+"""Aggregate metrics JSONs into the study's tables: mean +- standard error over seeds, and the
+difference to the baseline (original) row in brackets."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any, Sequence
+
+
+def mean_stderr(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and standard error of the mean (sample std, ddof=1, over sqrt(n)); None for n = 1."""
+    n = len(values)
+    if n == 0:
+        raise ValueError("no values")
+    mean = sum(values) / n
+    if n == 1:
+        return mean, None
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def load_records(paths: Sequence[str]) -> list[dict[str, Any]]:
+    records = []
+    for p in paths:
+        with open(p) as f:
+            records.append(json.load(f))
+    return records
+
+
+def build_rows(records: list[dict[str, Any]], table: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per variant of the table, in its order: per column mean, stderr, n, delta."""
+    baseline = table.get("baseline", "original")
+    by_variant: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_variant.setdefault(r["variant"], []).append(r)
+    stats: dict[str, dict[str, dict[str, Any]]] = {}
+    for variant in table["variants"]:
+        runs = sorted(by_variant.get(variant, []), key=lambda r: r["seed"])
+        if not runs:
+            raise ValueError(f"table {table.get('name', '')}: no metrics for variant {variant!r}")
+        cols = {}
+        for col, key in table["metrics"].items():
+            try:
+                vals = [float(r["metrics"][key]) for r in runs]
+            except KeyError:
+                raise ValueError(f"table {table.get('name', '')}: metric {key!r} missing in the "
+                                 f"metrics of variant {variant!r}") from None
+            mean, se = mean_stderr(vals)
+            cols[col] = {"mean": mean, "stderr": se, "n": len(vals),
+                         "seeds": [r["seed"] for r in runs]}
+        stats[variant] = cols
+    rows = []
+    for variant in table["variants"]:
+        row = {"variant": variant, "columns": stats[variant]}
+        for col, c in row["columns"].items():
+            base = stats.get(baseline, {}).get(col)
+            c["delta"] = None if (variant == baseline or base is None) else c["mean"] - base["mean"]
+        rows.append(row)
+    return rows
+
+
+def format_cell(c: dict[str, Any], digits: int = 1) -> str:
+    s = f"{c['mean']:.{digits}f}"
+    if c["stderr"] is not None:
+        s += f" ± {c['stderr']:.{digits}f}"
+    if c.get("delta") is not None:
+        s += f" ({c['delta']:+.{digits}f})"
+    return s
+
+
+def render_markdown(name: str, table: dict[str, Any], rows: list[dict[str, Any]],
+                    provenance: str) -> str:
+    cols = list(table["metrics"])
+    n = sorted({c["n"] for r in rows for c in r["columns"].values()})
+    lines = [f"# {name}: {table.get('title', '')}".rstrip(": "), "", f"> {provenance}", "",
+             f"Dataset `{table['dataset']}`, model `{table['model']}`; mean ± standard error over "
+             f"{'/'.join(map(str, n))} seeds; in brackets the difference to "
+             f"`{table.get('baseline', 'original')}`.", "",
+             "| variant | " + " | ".join(cols) + " |",
+             "| --- | " + " | ".join("---" for _ in cols) + " |"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | "
+                     + " | ".join(format_cell(r["columns"][c]) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["variant", "metric", "mean", "stderr", "delta", "n", "seeds"])
+    for r in rows:
+        for col, c in r["columns"].items():
+            w.writerow([r["variant"], col, f"{c['mean']:.4f}",
+                        "" if c["stderr"] is None else f"{c['stderr']:.4f}",
+                        "" if c["delta"] is None else f"{c['delta']:.4f}", c["n"],
+                        " ".join(map(str, c["seeds"]))])
+    return buf.getvalue()
