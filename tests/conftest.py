@@ -1,0 +1,69 @@
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_config(name="config.yaml"):
+    with open(REPO / name) as f:
+        return yaml.safe_load(f)
+
+
+def snakemake(workdir, *args, configfile=None, check=True, timeout=900):
+    """Run the repo's workflow in ``workdir`` with the same Python; returns CompletedProcess."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+           "--cores", "2"]
+    if configfile is not None:
+        cmd += ["--configfile", str(configfile), "--replace-workflow-config"]
+    cmd += list(args)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and p.returncode != 0:
+        raise AssertionError(f"snakemake failed ({p.returncode}):\n{p.stdout[-4000:]}\n"
+                             f"{p.stderr[-6000:]}")
+    return p
+
+
+def job_counts(output):
+    """The 'Job stats' table of a snakemake run or dry run, as {rule: count}."""
+    lines = output.splitlines()
+    start = next(i for i, l in enumerate(lines) if l.strip() == "Job stats:")
+    counts = {}
+    for line in lines[start + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def write_config(path, config):
+    with open(path, "w") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    return path
+
+
+@pytest.fixture
+def demo_config():
+    return copy.deepcopy(load_config())
+
+
+@pytest.fixture
+def paper_config():
+    return copy.deepcopy(load_config("config/paper.yaml"))
+
+
+def fake_coco_root(root):
+    """The files the parse-time check looks for (their contents are never read in a dry run)."""
+    for split in ("train", "val"):
+        (root / f"{split}2017").mkdir(parents=True, exist_ok=True)
+        (root / "annotations").mkdir(parents=True, exist_ok=True)
+        for kind in ("instances", "person_keypoints"):
+            (root / "annotations" / f"{kind}_{split}2017.json").write_text("{}")
+    return root

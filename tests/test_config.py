@@ -1,0 +1,69 @@
+import pytest
+
+from anonbench.config import ConfigError, check_config, schema_error, table_metrics_files
+from conftest import snakemake, write_config
+
+
+def test_default_and_paper_configs_are_valid(demo_config, paper_config):
+    assert schema_error(demo_config) is None
+    assert schema_error(paper_config) is None
+    check_config(demo_config)
+    check_config(paper_config, check_roots=False)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["variants"].update({"x": {"method": "pixelate", "region": "face"}}),
+     "variants.x.method: 'pixelate' is not one of"),
+    (lambda c: c["variants"]["face-blur"].update({"sigma": -1}),
+     "variants.face-blur.sigma: -1 is less than or equal to the minimum of 0"),
+    (lambda c: c.update({"seeds": []}), "seeds: [] should be non-empty"),
+    (lambda c: c["tables"]["table1"].pop("metrics"), "tables.table1: 'metrics' is a required"),
+])
+def test_schema_errors_name_the_setting(demo_config, edit, message):
+    edit(demo_config)
+    assert message in schema_error(demo_config)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["tables"]["table1"]["variants"].append("face-pixelate"),
+     "tables.table1.variants: unknown variant 'face-pixelate'"),
+    (lambda c: c["tables"]["table1"].update({"dataset": "cityscapes"}),
+     "tables.table1.dataset: unknown dataset 'cityscapes'"),
+    (lambda c: c["tables"]["table1"].update({"baseline": "face-blur",
+                                             "variants": ["original"]}),
+     "tables.table1.baseline: 'face-blur' is not one of the table's variants"),
+    (lambda c: c["variants"].update({"v": {"method": "blur"}}),
+     "variants.v: method 'blur' needs a region"),
+    (lambda c: c["datasets"]["demo"].update({"root": "/nowhere"}),
+     "datasets.demo: give either root"),
+])
+def test_cross_reference_errors(demo_config, edit, message):
+    edit(demo_config)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_config(demo_config)
+
+
+def test_missing_dataset_root(paper_config, tmp_path):
+    paper_config["datasets"]["coco"]["root"] = str(tmp_path / "coco")
+    with pytest.raises(ConfigError, match="datasets.coco.root: directory .* not found"):
+        check_config(paper_config)
+    (tmp_path / "coco").mkdir()
+    with pytest.raises(ConfigError, match="not a coco dataset, missing .*instances_train2017"):
+        check_config(paper_config)
+
+
+def test_table_needs_every_variant_and_seed(demo_config):
+    files = table_metrics_files(demo_config, "table1")
+    assert len(files) == 5 * 3
+    assert "results/demo/metrics/body-blur/maskrcnn-demo/seed2.json" in files
+
+
+def test_snakemake_stops_at_parse_time_with_one_line(demo_config, tmp_path):
+    demo_config["tables"]["table1"]["variants"].append("face-pixelate")
+    cfg = write_config(tmp_path / "bad.yaml", demo_config)
+    p = snakemake(tmp_path, "-n", configfile=cfg, check=False)
+    assert p.returncode != 0
+    out = p.stdout + p.stderr
+    line = next(l for l in out.splitlines() if l.startswith("invalid config:"))
+    assert "unknown variant 'face-pixelate'" in line
+    assert not (tmp_path / "results").exists()
