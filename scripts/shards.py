@@ -1,4 +1,8 @@
-from anonbench import steps
+import os, sys
+
+sys.path.insert(0, os.path.join(snakemake.scriptdir, os.pardir, "src"))  # noqa: E402
+
+from anonbench import steps  # noqa: E402
 
 with steps.logged(snakemake.log[0]):
     steps.make_shards(snakemake.input[0], snakemake.params.n, snakemake.output[0])
