@@ -37,11 +37,13 @@ def test_blur_region_is_the_studys_formula(astronaut):
     mask = np.zeros(astronaut.shape[:2], bool)
     mask[40:200, 150:300] = True
     mask[480:, :30] = True  # touches the image corner: border handling must agree
-    out = anonymize.blur_region(astronaut, mask, 7)
+    out = anonymize.blur_region(astronaut, mask, 7, boxes=[(150, 40, 300, 200), (0, 480, 30, 512)])
     full = anonymize.gaussian_blur(astronaut, 7)
     expected = np.where(mask[..., None], full, astronaut)  # I (1 - M) + blur(I) M
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(out[~mask], astronaut[~mask])
+    # without boxes: one box around the whole mask, same result
+    np.testing.assert_array_equal(anonymize.blur_region(astronaut, mask, 7), expected)
 
 
 def test_maskout_pixel_values(astronaut):
@@ -61,25 +63,28 @@ def test_region_mask_body_is_dilated_instance_and_skips_unmarked():
     other[5:15, 60:75] = True
     anns = [{"segmentation": encode_mask(person), "anonymize": True},
             {"segmentation": encode_mask(other), "anonymize": False}]
-    m = anonymize.region_mask(h, w, anns, [], {"region": "body", "method": "maskout"})
+    region = anonymize.region_mask(h, w, anns, [], {"region": "body", "method": "maskout"})
+    m = region.mask
+    assert len(region.boxes) == 1
     assert m[person].all() and not m[other].any()
     assert m.sum() > person.sum()  # dilated
     assert not m[0, 0]
     small = anonymize.region_mask(h, w, anns, [], {"region": "body", "method": "maskout",
                                                    "min_body_size": 32})
-    assert not small.any()  # 20x40 box < 32^2
+    assert not small.any() and not small.mask.any()  # 20x40 box < 32^2
 
 
 def test_region_mask_face_boxes():
     faces = [{"box": [10.2, 5.0, 20.0, 15.5]}]
-    m = anonymize.region_mask(30, 30, [], faces, {"region": "face", "method": "blur"})
+    m = anonymize.region_mask(30, 30, [], faces, {"region": "face", "method": "blur"}).mask
     ys, xs = np.nonzero(m)
     assert (xs.min(), xs.max(), ys.min(), ys.max()) == (10, 19, 5, 15)
 
 
 def test_unknown_method_is_named():
     with pytest.raises(ValueError, match="unknown anonymization method 'pixelate'"):
-        anonymize.anonymize_image(np.zeros((4, 4, 3), np.uint8), np.ones((4, 4), bool),
+        anonymize.anonymize_image(np.zeros((4, 4, 3), np.uint8),
+                                  anonymize.Region(np.ones((4, 4), bool), [(0, 0, 4, 4)]),
                                   {"method": "pixelate"})
 
 

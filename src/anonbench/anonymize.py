@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,7 +21,20 @@ import numpy as np
 from . import images, regions
 from .manifest import Manifest, annotation_mask, image_path, iter_images, load_manifest, write_json
 
-MaskMethod = Callable[[np.ndarray, np.ndarray, dict[str, Any]], np.ndarray]
+
+
+@dataclass
+class Region:
+    """What one image's variant anonymizes: the union mask and boxes that together cover it."""
+
+    mask: np.ndarray  # bool (H, W)
+    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # x0, y0, x1, y1
+
+    def any(self) -> bool:
+        return bool(self.boxes) and bool(self.mask.any())
+
+
+MaskMethod = Callable[[np.ndarray, Region, dict[str, Any]], np.ndarray]
 
 
 def blur_kernel_size(sigma: float) -> int:
@@ -36,23 +50,26 @@ def gaussian_blur(image: np.ndarray, sigma: float = 7.0) -> np.ndarray:
                             borderType=cv2.BORDER_REFLECT_101)
 
 
-def blur_region(image: np.ndarray, mask: np.ndarray, sigma: float = 7.0) -> np.ndarray:
-    """``I * (1 - M) + blur(I) * M``; only the mask's box (plus the kernel radius) is blurred.
+def blur_region(image: np.ndarray, mask: np.ndarray, sigma: float = 7.0,
+                boxes: list[tuple[int, int, int, int]] | None = None) -> np.ndarray:
+    """``I * (1 - M) + blur(I) * M``, blurring only the given boxes (default: the mask's box).
 
     Equal to blurring the whole image: every output pixel under the mask depends only on pixels
-    within the kernel radius, and the cut keeps the image border where it touches it.
+    of the original image within the kernel radius, each box is cut from the original with that
+    margin, and a cut keeps the image border where it touches it. ``boxes`` (x0, y0, x1, y1)
+    must together cover the mask.
     """
-    box = regions.mask_box(mask)
-    if box is None:
-        return image.copy()
+    if boxes is None:
+        box = regions.mask_box(mask)
+        boxes = [] if box is None else [tuple(int(v) for v in box)]
     r = blur_kernel_size(sigma) // 2
     h, w = mask.shape
-    x0, y0 = max(0, int(box[0]) - r), max(0, int(box[1]) - r)
-    x1, y1 = min(w, int(box[2]) + r), min(h, int(box[3]) + r)
     out = image.copy()
-    blurred = gaussian_blur(image[y0:y1, x0:x1], sigma)
-    m = mask[y0:y1, x0:x1]
-    out[y0:y1, x0:x1][m] = blurred[m]
+    for bx0, by0, bx1, by1 in boxes:
+        x0, y0 = max(0, bx0 - r), max(0, by0 - r)
+        x1, y1 = min(w, bx1 + r), min(h, by1 + r)
+        blurred = gaussian_blur(image[y0:y1, x0:x1], sigma)
+        np.copyto(out[y0:y1, x0:x1], blurred, where=mask[y0:y1, x0:x1, None])
     return out
 
 
@@ -63,30 +80,32 @@ def maskout_region(image: np.ndarray, mask: np.ndarray, value: int = 127) -> np.
     return out
 
 
-def _blur(image: np.ndarray, mask: np.ndarray, opts: dict[str, Any]) -> np.ndarray:
-    return blur_region(image, mask, float(opts.get("sigma", 7.0)))
+def _blur(image: np.ndarray, region: Region, opts: dict[str, Any]) -> np.ndarray:
+    return blur_region(image, region.mask, float(opts.get("sigma", 7.0)), region.boxes)
 
 
-def _maskout(image: np.ndarray, mask: np.ndarray, opts: dict[str, Any]) -> np.ndarray:
-    return maskout_region(image, mask, int(opts.get("value", 127)))
+def _maskout(image: np.ndarray, region: Region, opts: dict[str, Any]) -> np.ndarray:
+    return maskout_region(image, region.mask, int(opts.get("value", 127)))
 
 
-#: Registry: variant ``method`` -> function (image, region mask, variant options) -> image.
+#: Registry: variant ``method`` -> function (image, region, variant options) -> image.
 METHODS: dict[str, MaskMethod] = {"blur": _blur, "maskout": _maskout}
 
 
 def region_mask(height: int, width: int, anns: list[dict[str, Any]], faces: list[dict[str, Any]],
-                variant: dict[str, Any]) -> np.ndarray:
-    """Union of the regions a variant anonymizes in one image.
+                variant: dict[str, Any]) -> Region:
+    """The regions a variant anonymizes in one image.
 
     ``face``: the matched face boxes. ``body``: every person instance marked ``anonymize``,
     its mask dilated (``dilation`` option, see :mod:`anonbench.regions`); bodies whose tight
     box is smaller than ``min_body_size``^2 are skipped when that option is set.
     """
-    m = np.zeros((height, width), dtype=bool)
+    region = Region(np.zeros((height, width), dtype=bool))
     if variant["region"] == "face":
         for f in faces:
-            m |= regions.box_mask(tuple(f["box"]), height, width)
+            box = regions.box_mask_into(region.mask, tuple(f["box"]))
+            if box is not None:
+                region.boxes.append(box)
     elif variant["region"] == "body":
         fraction = float(variant.get("dilation", regions.BODY_DILATION_FRACTION))
         min_side = variant.get("min_body_size")
@@ -94,23 +113,24 @@ def region_mask(height: int, width: int, anns: list[dict[str, Any]], faces: list
             if not ann.get("anonymize"):
                 continue
             inst = annotation_mask(ann, height, width)
-            if min_side is not None:
-                box = regions.mask_box(inst)
-                if box is None or (box[2] - box[0]) * (box[3] - box[1]) < min_side ** 2:
-                    continue
-            m |= regions.dilate_body_mask(inst, fraction)
+            box = regions.mask_box(inst)
+            if box is None:
+                continue
+            if min_side is not None and (box[2] - box[0]) * (box[3] - box[1]) < min_side ** 2:
+                continue
+            region.boxes.append(regions.dilate_body_mask_into(region.mask, inst, fraction))
     else:
         raise ValueError(f"unknown region {variant['region']!r} (face, body)")
-    return m
+    return region
 
 
-def anonymize_image(image: np.ndarray, mask: np.ndarray, variant: dict[str, Any]) -> np.ndarray:
+def anonymize_image(image: np.ndarray, region: Region, variant: dict[str, Any]) -> np.ndarray:
     try:
         method = METHODS[variant["method"]]
     except KeyError:
         raise ValueError(f"unknown anonymization method {variant['method']!r} "
                          f"(known: {', '.join(sorted(METHODS))})") from None
-    return method(image, mask, variant)
+    return method(image, region, variant)
 
 
 def load_faces(path: str | os.PathLike[str]) -> dict[int, list[dict[str, Any]]]:
@@ -152,17 +172,17 @@ def anonymize_shard(shard_manifest: str, faces_json: str | None, variant: dict[s
                 raise ValueError(f"{src}: image is {w}x{h} but the manifest says "
                                  f"{img['width']}x{img['height']}")
             img_faces = faces.get(img["id"], [])
-            mask = region_mask(h, w, anns, img_faces, variant)
+            region = region_mask(h, w, anns, img_faces, variant)
             stats["images"] += 1
-            if not mask.any():
+            if not region.any():
                 shutil.copyfile(src, dst)
                 stats["copied_images"] += 1
                 continue
-            images.write_image(dst, anonymize_image(image, mask, variant))
+            images.write_image(dst, anonymize_image(image, region, variant))
             stats["anonymized_images"] += 1
             stats["regions"] += (len(img_faces) if variant["region"] == "face"
                                  else sum(1 for a in anns if a.get("anonymize")))
-            stats["region_pixels"] += int(mask.sum())
+            stats["region_pixels"] += int(region.mask.sum())
         write_json(tmp / "summary.json", {"variant": variant, **stats}, indent=1)
         os.replace(tmp, out)
     except BaseException:

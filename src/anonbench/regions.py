@@ -33,20 +33,45 @@ def body_dilation_radius(mask_box: Box, fraction: float = BODY_DILATION_FRACTION
 
 def mask_box(mask: np.ndarray) -> Box | None:
     """Tightest box around a bool mask (exclusive right/bottom edges), or None if empty."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    cols = np.flatnonzero(mask.any(axis=0))
+    if len(cols) == 0:
         return None
-    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+    rows = np.flatnonzero(mask.any(axis=1))
+    return float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)
+
+
+IntBox = tuple[int, int, int, int]
+
+
+def dilate_body_mask_into(out: np.ndarray, mask: np.ndarray,
+                          fraction: float = BODY_DILATION_FRACTION) -> IntBox | None:
+    """OR the instance mask, dilated with a disk of the relative radius, into ``out``.
+
+    Only the mask's box plus the radius is touched, so the cost follows the person's size.
+    Returns the integer box that was touched (None for an empty mask).
+    """
+    box = mask_box(mask)
+    if box is None:
+        return None
+    if fraction <= 0:
+        out |= mask
+        return int(box[0]), int(box[1]), int(box[2]), int(box[3])
+    r = body_dilation_radius(box, fraction)
+    h, w = mask.shape
+    x0, y0 = max(0, int(box[0]) - r), max(0, int(box[1]) - r)
+    x1, y1 = min(w, int(box[2]) + r), min(h, int(box[3]) + r)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    crop = cv2.dilate(mask[y0:y1, x0:x1].astype(np.uint8), kernel,
+                      borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    out[y0:y1, x0:x1] |= crop.astype(bool)
+    return x0, y0, x1, y1
 
 
 def dilate_body_mask(mask: np.ndarray, fraction: float = BODY_DILATION_FRACTION) -> np.ndarray:
     """The instance mask dilated with an elliptical (disk) kernel of the relative radius."""
-    box = mask_box(mask)
-    if box is None or fraction <= 0:
-        return mask.copy()
-    r = body_dilation_radius(box, fraction)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+    out = np.zeros_like(mask, dtype=bool)
+    dilate_body_mask_into(out, mask, fraction)
+    return out
 
 
 def face_box_from_keypoints(keypoints: Sequence[float], image_size: tuple[int, int],
@@ -102,13 +127,22 @@ def face_box_from_keypoints(keypoints: Sequence[float], image_size: tuple[int, i
     return x0, y0, x1, y1
 
 
-def box_mask(box: Box, height: int, width: int) -> np.ndarray:
-    """Bool mask of the pixels whose centres lie in the box (covering partial pixels)."""
+def box_mask_into(out: np.ndarray, box: Box) -> IntBox | None:
+    """Set every pixel the box touches (partial pixels included); returns the integer box."""
+    height, width = out.shape
     x0, y0, x1, y1 = box
-    m = np.zeros((height, width), dtype=bool)
     xa, ya = max(0, int(math.floor(x0))), max(0, int(math.floor(y0)))
     xb, yb = min(width, int(math.ceil(x1))), min(height, int(math.ceil(y1)))
-    m[ya:yb, xa:xb] = True
+    if xb <= xa or yb <= ya:
+        return None
+    out[ya:yb, xa:xb] = True
+    return xa, ya, xb, yb
+
+
+def box_mask(box: Box, height: int, width: int) -> np.ndarray:
+    """Bool mask of the pixels the box touches."""
+    m = np.zeros((height, width), dtype=bool)
+    box_mask_into(m, box)
     return m
 
 
