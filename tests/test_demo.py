@@ -1,0 +1,136 @@
+"""The demo world: a real COCO 2017 keypoints dataset, deterministic and exact."""
+
+import hashlib
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+from PIL import Image
+
+from anonbench.datasets import demo
+from anonbench.regions import face_box_from_keypoints
+
+
+def digest(root):
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(root).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("w") / "world"
+    summary = demo.generate_world(root, seed=3, n_train=60, n_val=10)
+    return root, summary
+
+
+def test_coco_layout_loads_with_pycocotools(world):
+    root, summary = world
+    for split in ("train", "val"):
+        inst = COCO(str(root / f"annotations/instances_{split}2017.json"))
+        kps = COCO(str(root / f"annotations/person_keypoints_{split}2017.json"))
+        assert {c["name"] for c in inst.loadCats(inst.getCatIds())} == {"person", "bicycle", "car"}
+        assert kps.getCatIds() == [1]
+        assert len(inst.getImgIds()) == summary[split]["images"]
+        for img in inst.loadImgs(inst.getImgIds()[:5]):
+            with Image.open(root / f"{split}2017" / img["file_name"]) as im:
+                assert im.size == (img["width"], img["height"])
+        person_ids = set(inst.getAnnIds(catIds=[1]))
+        assert person_ids == set(kps.getAnnIds())
+
+
+def test_world_has_what_the_study_needs(world):
+    _, s = world
+    t = s["train"]
+    assert t["persons"] > 100 and t["small_persons"] > 30
+    assert t["persons"] - t["small_persons"] > 30  # large ones too
+    assert t["cars"] > 10 and t["bicycles"] > 10 and t["crowd"] > 0
+    assert t["faces_labelled"] > 50
+
+
+def test_deterministic_and_seeded(tmp_path):
+    a = demo.generate_world(tmp_path / "a", seed=1, n_train=6, n_val=2)
+    b = demo.generate_world(tmp_path / "b", seed=1, n_train=6, n_val=2)
+    demo.generate_world(tmp_path / "c", seed=2, n_train=6, n_val=2)
+    assert a == b
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    assert digest(tmp_path / "a") != digest(tmp_path / "c")
+
+
+def test_image_k_does_not_depend_on_split_size(tmp_path):
+    demo.generate_world(tmp_path / "small", seed=0, n_train=3, n_val=1)
+    demo.generate_world(tmp_path / "big", seed=0, n_train=7, n_val=1)
+    name = "train2017/000000000003.jpg"
+    assert (tmp_path / "small" / name).read_bytes() == (tmp_path / "big" / name).read_bytes()
+
+
+def test_existing_root_is_refused(tmp_path):
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "x").write_text("x")
+    with pytest.raises(FileExistsError):
+        demo.generate_world(tmp_path / "w", n_train=1, n_val=1)
+
+
+def test_masks_are_exact_and_disjoint(world):
+    root, _ = world
+    coco = COCO(str(root / "annotations/instances_train2017.json"))
+    for img_id in coco.getImgIds()[:30]:
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=[img_id]))
+        masks = [coco.annToMask(a).astype(bool) for a in anns]
+        if masks:
+            assert (np.sum(masks, axis=0) <= 1).all()  # visible pixels: no overlap
+        for a, m in zip(anns, masks):
+            assert a["area"] == m.sum() >= demo.MIN_PIXELS
+            ys, xs = np.nonzero(m)
+            assert a["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1,
+                                 ys.max() - ys.min() + 1]
+
+
+def test_keypoints_lie_on_their_person(world):
+    root, _ = world
+    coco = COCO(str(root / "annotations/person_keypoints_train2017.json"))
+    on, total = 0, 0
+    for a in coco.loadAnns(coco.getAnnIds(iscrowd=False)):
+        kp = np.array(a["keypoints"]).reshape(17, 3)
+        assert a["num_keypoints"] == int((kp[:, 2] > 0).sum())
+        assert (kp[kp[:, 2] == 0, :2] == 0).all()
+        m = coco.annToMask(a).astype(bool)
+        for x, y, v in kp[kp[:, 2] == 2]:
+            total += 1
+            xi, yi = int(round(x)), int(round(y))
+            on += m[max(0, yi - 2):yi + 3, max(0, xi - 2):xi + 3].any()
+    assert total > 500 and on / total > 0.99
+
+
+def test_face_box_from_keypoints_covers_the_drawn_face(world):
+    """The face pixels (eyes) are inside the box derived from the keypoints."""
+    root, _ = world
+    coco = COCO(str(root / "annotations/person_keypoints_train2017.json"))
+    checked = 0
+    for a in coco.loadAnns(coco.getAnnIds(iscrowd=False)):
+        kp = np.array(a["keypoints"]).reshape(17, 3)
+        if kp[3, 2] == 0 or kp[4, 2] == 0 or kp[1, 2] == 0 or kp[2, 2] == 0:
+            continue
+        img = coco.loadImgs(a["image_id"])[0]
+        box = face_box_from_keypoints(a["keypoints"], (img["width"], img["height"]))
+        r = abs(kp[3, 0] - kp[4, 0]) / 2  # head radius
+        cx, cy = (kp[3, 0] + kp[4, 0]) / 2, kp[3, 1]
+        # the head disc's face part: from the eyes' row up half a radius to the chin
+        assert box[0] <= max(0, cx - r) + 0.05 and box[2] >= min(img["width"], cx + r) - 0.05
+        assert box[1] <= max(0, cy - 0.5 * r) + 0.05 and box[3] >= min(img["height"], cy + r) - 1
+        checked += 1
+    assert checked > 50
+
+
+def test_crowd_regions_are_uncompressed_rle_without_keypoints(world):
+    root, _ = world
+    coco = COCO(str(root / "annotations/person_keypoints_train2017.json"))
+    crowd = coco.loadAnns(coco.getAnnIds(iscrowd=True))
+    assert crowd
+    for a in crowd:
+        assert isinstance(a["segmentation"]["counts"], list)
+        assert a["num_keypoints"] == 0
+        assert coco.annToMask(a).sum() == a["area"]
