@@ -35,7 +35,8 @@ def test_tiny_world_end_to_end(tiny_run):
     work, _, config, p = tiny_run
     md = (work / "results/tables/table1.md").read_text()
     assert md.splitlines()[2].startswith("> Demo world")
-    rows = [l for l in md.splitlines() if l.startswith("| ") and not l.startswith("| variant")]
+    rows = [l for l in md.splitlines()
+            if l.startswith("| ") and not l.startswith(("| variant", "| ---"))]
     assert [r.split("|")[1].strip() for r in rows] == config["tables"]["table1"]["variants"]
     for r in rows:
         assert r.count("±") == 3  # every cell filled: mean ± stderr over 2 seeds
