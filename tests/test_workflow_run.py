@@ -63,6 +63,7 @@ def test_changing_one_variant_reruns_only_that_variant(tiny_run, tmp_path):
     p = snakemake(work, "-n", configfile=cfg)
     out = p.stdout + p.stderr
     counts = job_counts(out)
+    counts.pop("all", None)  # the target rule reruns whenever anything does
     assert counts == {"anonymize": 2, "variant_manifest": 1, "train": 2, "evaluate": 2,
                       "table": 1}
     assert "body-maskout" not in "".join(l for l in out.splitlines() if "wildcards:" in l)

@@ -1,0 +1,859 @@
+"""Mask R-CNN / Keypoint R-CNN training and inference with plain torchvision (CPU or CUDA).
+
+The model is composed from torchvision parts: a ResNet body built from torchvision's
+``BasicBlock``/``Bottleneck`` with a channel-width multiplier, wrapped in ``BackboneWithFPN``,
+under torchvision's ``MaskRCNN``/``KeypointRCNN`` with configurable (smaller) heads.  With
+``depth: 50, width: 1.0, fpn_channels: 256`` and the default head settings this is torchvision's
+R-50-FPN Mask/Keypoint R-CNN; the ``demo`` preset (``DEMO_CONFIG``) is a much smaller model sized
+so that one training + validation prediction takes about half a minute on two CPU cores.
+
+Model config keys (``models.<name>`` in config.yaml) and their defaults are in ``DEFAULTS``;
+``preset: demo`` starts from ``DEMO_CONFIG`` instead.  Unknown keys are an error (typos would
+otherwise silently fall back to a default).
+
+Determinism: everything random comes from ``seed`` (torch generator state inside
+``torch.random.fork_rng``; a ``numpy.random.Generator`` for data order and flips); with the same
+seed and thread count a CPU run is bit-for-bit repeatable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import cv2
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+from torchvision.models.detection import KeypointRCNN, MaskRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.keypoint_rcnn import KeypointRCNNHeads, KeypointRCNNPredictor
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.resnet import BasicBlock, Bottleneck
+from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
+
+from ..manifest import (
+    Manifest,
+    annotation_mask,
+    encode_mask,
+    image_path,
+    iter_images,
+    load_manifest,
+    person_category_ids,
+)
+
+CHECKPOINT_FORMAT = "anonbench-torchvision-v1"
+
+# Paper scale: torchvision's R-50-FPN Mask R-CNN defaults and a detectron2-style 1x schedule.
+DEFAULTS: dict[str, Any] = {
+    "arch": "mask_rcnn",             # mask_rcnn | keypoint_rcnn
+    # backbone
+    "depth": 50,                     # ResNet 18/34/50/101/152
+    "width": 1.0,                    # channel multiplier of the ResNet stem and stages
+    "norm": "auto",                  # bn | gn | frozen_bn | auto (frozen_bn if pretrained, else bn)
+    "zero_init_residual": False,     # zero-init the last norm of each residual block
+    "pretrained": False,             # ImageNet backbone weights through torchvision (width 1.0)
+    "trainable_layers": None,        # backbone stages to train; None: 3 if pretrained else 5 (all)
+    "fpn_channels": 256,
+    "fpn_norm": None,                # None | bn | gn: normalization in the FPN convs
+    "head_norm": None,               # None | bn | gn: normalization in the mask head convs
+    # GeneralizedRCNNTransform
+    "min_size": None,                # shorter side; a list: random choice per image in training;
+                                     # None: 800 (mask_rcnn), [640, 672, ..., 800] (keypoint_rcnn)
+    "max_size": 1333,
+    # RPN
+    "anchor_sizes": [32, 64, 128, 256, 512],   # one per FPN level (P2..P5, pool)
+    "aspect_ratios": [0.5, 1.0, 2.0],          # height / width
+    "rpn_pre_nms_top_n_train": 2000,           # per FPN level
+    "rpn_pre_nms_top_n_test": 1000,
+    "rpn_post_nms_top_n_train": 2000,          # per image
+    "rpn_post_nms_top_n_test": 1000,
+    "rpn_batch_size_per_image": 256,
+    # RoI heads
+    "box_batch_size_per_image": 512,
+    "box_positive_fraction": 0.25,
+    "box_detections_per_img": 100,
+    "roi_sampling_ratio": 2,         # RoIAlign samples per bin side (0: adaptive)
+    "box_score_thresh": 0.05,
+    "box_nms_thresh": 0.5,
+    "representation_size": 1024,
+    "mask_head_layers": 4,
+    "mask_head_channels": 256,
+    "keypoint_head_layers": 8,
+    "keypoint_head_channels": 512,
+    # schedule (SGD, linear warm-up, step decay x0.1 at fractions of `iterations`)
+    "iterations": 90000,
+    "batch_size": 16,
+    "lr": 0.02,
+    "momentum": 0.9,
+    "weight_decay": 0.0001,
+    "warmup_iters": 1000,
+    "warmup_factor": 0.001,
+    "steps": [0.667, 0.889],         # <1: fraction of iterations; >=1: iteration number
+    "optimizer": "sgd",              # sgd (momentum) | adamw (momentum -> beta1)
+    "clip_grad_norm": None,          # max gradient norm, or None
+    # data
+    "classes": None,                 # None: all categories (keypoint_rcnn: person categories)
+    "horizontal_flip": 0.5,
+    "workers": 4,                    # DataLoader worker processes; 0: load in the training process
+                                     # and keep decoded images in memory (small datasets)
+    "device": "auto",                # auto (cuda if available) | cpu | cuda | cuda:N
+    "log_every": 20,
+}
+
+# Demo scale: ~200 images of 256x160, 2 CPU cores, ~30 s per training + val prediction.
+DEMO_CONFIG: dict[str, Any] = {
+    **DEFAULTS,
+    "depth": 18,
+    "width": 0.25,
+    "norm": "bn",
+    "fpn_channels": 32,
+    "min_size": 160,
+    "max_size": 256,
+    "anchor_sizes": [16, 32, 64, 128, 256],
+    "rpn_pre_nms_top_n_train": 300,
+    "rpn_pre_nms_top_n_test": 200,
+    "rpn_post_nms_top_n_train": 150,
+    "rpn_post_nms_top_n_test": 100,
+    "rpn_batch_size_per_image": 128,
+    "box_batch_size_per_image": 32,
+    "roi_sampling_ratio": 1,
+    "representation_size": 256,
+    "mask_head_layers": 2,
+    "mask_head_channels": 64,
+    "keypoint_head_layers": 3,
+    "keypoint_head_channels": 64,
+    "iterations": 300,
+    "batch_size": 2,
+    "lr": 0.02,
+    "warmup_iters": 20,
+    "steps": [0.75, 0.9],
+    "clip_grad_norm": 10.0,
+    "workers": 0,
+}
+
+PRESETS = {"paper": DEFAULTS, "demo": DEMO_CONFIG}
+# keys of a workflow model entry that are not about the model itself (threads: the job's cores)
+_META_KEYS = {"backend", "preset", "description", "threads"}
+_ARCHS = ("mask_rcnn", "keypoint_rcnn")
+_DEPTHS: dict[int, tuple[type[nn.Module], list[int]]] = {
+    18: (BasicBlock, [2, 2, 2, 2]),
+    34: (BasicBlock, [3, 4, 6, 3]),
+    50: (Bottleneck, [3, 4, 6, 3]),
+    101: (Bottleneck, [3, 4, 23, 3]),
+    152: (Bottleneck, [3, 8, 36, 3]),
+}
+_COCO_KEYPOINTS = [
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# config
+
+
+def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
+    """Defaults (of ``preset``, default ``paper``) + ``model_cfg``, checked; JSON-ready."""
+    model_cfg = dict(model_cfg or {})
+    preset = model_cfg.get("preset", "paper")
+    if preset not in PRESETS:
+        raise ValueError(f"model config: unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    unknown = sorted(set(model_cfg) - set(DEFAULTS) - _META_KEYS)
+    if unknown:
+        raise ValueError(
+            f"model config: unknown key(s) {', '.join(unknown)} for the torchvision backend; "
+            f"known keys: {', '.join(sorted(DEFAULTS))}"
+        )
+    cfg = {**PRESETS[preset], **{k: v for k, v in model_cfg.items() if k in DEFAULTS}}
+    cfg["backend"] = "torchvision"
+
+    def err(msg: str) -> ValueError:
+        return ValueError(f"model config: {msg}")
+
+    if cfg["arch"] not in _ARCHS:
+        raise err(f"arch must be one of {', '.join(_ARCHS)}, got {cfg['arch']!r}")
+    if int(cfg["depth"]) not in _DEPTHS:
+        raise err(f"depth must be one of {sorted(_DEPTHS)}, got {cfg['depth']!r}")
+    cfg["depth"] = int(cfg["depth"])
+    if not float(cfg["width"]) > 0:
+        raise err(f"width must be > 0, got {cfg['width']!r}")
+    cfg["width"] = float(cfg["width"])
+    if cfg["norm"] == "auto":
+        cfg["norm"] = "frozen_bn" if cfg["pretrained"] else "bn"
+    if cfg["norm"] not in ("bn", "gn", "frozen_bn"):
+        raise err(f"norm must be bn, gn, frozen_bn or auto, got {cfg['norm']!r}")
+    for key in ("fpn_norm", "head_norm"):
+        if cfg[key] not in (None, "none", "bn", "gn"):
+            raise err(f"{key} must be null, bn or gn, got {cfg[key]!r}")
+        if cfg[key] == "none":
+            cfg[key] = None
+    if cfg["optimizer"] not in ("sgd", "adamw"):
+        raise err(f"optimizer must be sgd or adamw, got {cfg['optimizer']!r}")
+    if cfg["pretrained"] and cfg["width"] != 1.0:
+        raise err("pretrained: true needs width: 1.0 (ImageNet weights exist only for real ResNets)")
+    if cfg["trainable_layers"] is None:
+        cfg["trainable_layers"] = 3 if cfg["pretrained"] else 5
+    if not 0 <= int(cfg["trainable_layers"]) <= 5:
+        raise err(f"trainable_layers must be in 0..5, got {cfg['trainable_layers']!r}")
+    if len(cfg["anchor_sizes"]) != 5:
+        raise err("anchor_sizes needs 5 sizes, one per FPN level (P2, P3, P4, P5, pool)")
+    if cfg["min_size"] is None:
+        cfg["min_size"] = 800 if cfg["arch"] == "mask_rcnn" else [640, 672, 704, 736, 768, 800]
+    sizes = cfg["min_size"] if isinstance(cfg["min_size"], (list, tuple)) else [cfg["min_size"]]
+    if not sizes or any(int(v) < 1 for v in sizes):
+        raise err(f"min_size must be a size or a list of sizes, got {cfg['min_size']!r}")
+    for key in ("iterations", "batch_size", "max_size", "fpn_channels",
+                "representation_size", "box_batch_size_per_image", "box_detections_per_img"):
+        if int(cfg[key]) < 1:
+            raise err(f"{key} must be >= 1, got {cfg[key]!r}")
+    if not 0.0 <= float(cfg["horizontal_flip"]) <= 1.0:
+        raise err(f"horizontal_flip is a probability, got {cfg['horizontal_flip']!r}")
+    if int(cfg["workers"]) < 0:
+        raise err(f"workers must be >= 0, got {cfg['workers']!r}")
+    if not (cfg["device"] in ("auto", "cpu", "cuda") or str(cfg["device"]).startswith("cuda:")):
+        raise err(f"device must be auto, cpu, cuda or cuda:N, got {cfg['device']!r}")
+    if cfg["classes"] is not None and (
+        isinstance(cfg["classes"], str) or not all(isinstance(c, str) for c in cfg["classes"])
+    ):
+        raise err("classes must be null or a list of category names")
+    # JSON-ready (the config is stored in the checkpoint, which is loaded with weights_only=True)
+    for key in ("anchor_sizes", "aspect_ratios", "steps", "classes", "min_size"):
+        if cfg[key] is not None:
+            cfg[key] = list(cfg[key]) if isinstance(cfg[key], (list, tuple)) else cfg[key]
+    return json.loads(json.dumps(cfg))
+
+
+# --------------------------------------------------------------------------------------------
+# model
+
+
+def _channels(c: float) -> int:
+    return max(8, int(round(c / 8.0)) * 8)
+
+
+def _norm_layer(kind: str) -> Callable[[int], nn.Module]:
+    if kind == "bn":
+        return nn.BatchNorm2d
+    if kind == "frozen_bn":
+        return FrozenBatchNorm2d
+    if kind == "gn":
+        def gn(c: int) -> nn.Module:
+            groups = 32
+            while c % groups:
+                groups //= 2
+            return nn.GroupNorm(groups, c)
+        return gn
+    raise ValueError(f"unknown norm {kind!r}")
+
+
+class ResNetBody(nn.Module):
+    """A ResNet without the classifier, built from torchvision's blocks, with a width multiplier.
+
+    Attribute names follow ``torchvision.models.ResNet`` (conv1, bn1, layer1..layer4), so
+    ImageNet state dicts load into it at width 1.0.
+    """
+
+    def __init__(self, depth: int, width: float = 1.0, norm_layer: Callable[[int], nn.Module] =
+                 nn.BatchNorm2d, zero_init_residual: bool = False) -> None:
+        super().__init__()
+        block, layers = _DEPTHS[depth]
+        self.inplanes = _channels(64 * width)
+        self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = norm_layer(self.inplanes)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.stage_channels: list[int] = []
+        for i, n in enumerate(layers):
+            planes = _channels(64 * 2**i * width)
+            setattr(self, f"layer{i + 1}", self._make_layer(block, planes, n, 1 if i == 0 else 2,
+                                                            norm_layer))
+            self.stage_channels.append(planes * block.expansion)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+        if zero_init_residual:
+            for m in self.modules():
+                last = getattr(m, "bn3", None) if isinstance(m, Bottleneck) else (
+                    getattr(m, "bn2", None) if isinstance(m, BasicBlock) else None)
+                if last is not None and getattr(last, "weight", None) is not None:
+                    nn.init.constant_(last.weight, 0)
+
+    def _make_layer(self, block: Any, planes: int, blocks: int, stride: int,
+                    norm_layer: Callable[[int], nn.Module]) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride=stride, bias=False),
+                norm_layer(planes * block.expansion),
+            )
+        mods = [block(self.inplanes, planes, stride, downsample, norm_layer=norm_layer)]
+        self.inplanes = planes * block.expansion
+        mods += [block(self.inplanes, planes, norm_layer=norm_layer) for _ in range(1, blocks)]
+        return nn.Sequential(*mods)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - not used by FPN
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+def _checkpoints_dir() -> str:
+    return os.path.join(torch.hub.get_dir(), "checkpoints")
+
+
+def _load_imagenet_weights(body: ResNetBody, depth: int) -> None:
+    enum = getattr(torchvision.models, f"ResNet{depth}_Weights")
+    weights = enum.IMAGENET1K_V1
+    fname = os.path.basename(weights.url)
+    try:
+        state = weights.get_state_dict(progress=False, check_hash=False)
+    except Exception as e:  # URLError, HTTPError, socket errors, truncated files ...
+        raise RuntimeError(
+            f"pretrained: true needs the ImageNet ResNet-{depth} weights ({weights.url}), but they "
+            f"could not be loaded: {type(e).__name__}: {e}. Without internet access either set "
+            f"`pretrained: false` in the model config (train from scratch) or put {fname} into "
+            f"{_checkpoints_dir()} ($TORCH_HOME/hub/checkpoints)."
+        ) from e
+    missing, unexpected = body.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in unexpected if not k.startswith("fc.")]
+    if missing or unexpected:
+        raise RuntimeError(f"ImageNet weights do not fit the backbone: missing {missing[:5]}, "
+                           f"unexpected {unexpected[:5]}")
+
+
+def build_backbone(cfg: dict[str, Any]) -> BackboneWithFPN:
+    body = ResNetBody(cfg["depth"], cfg["width"], _norm_layer(cfg["norm"]),
+                      zero_init_residual=cfg["zero_init_residual"] and not cfg["pretrained"])
+    if cfg["pretrained"]:
+        _load_imagenet_weights(body, cfg["depth"])
+    train_layers = ["layer4", "layer3", "layer2", "layer1", "conv1"][: cfg["trainable_layers"]]
+    if cfg["trainable_layers"] == 5:
+        train_layers.append("bn1")
+    for name, p in body.named_parameters():
+        if not any(name.startswith(layer) for layer in train_layers):
+            p.requires_grad_(False)
+    return BackboneWithFPN(
+        body,
+        return_layers={f"layer{i + 1}": str(i) for i in range(4)},
+        in_channels_list=body.stage_channels,
+        out_channels=cfg["fpn_channels"],
+        norm_layer=_norm_layer(cfg["fpn_norm"]) if cfg["fpn_norm"] else None,
+    )
+
+
+def build_model(model_cfg: dict[str, Any], num_classes: int, num_keypoints: int = 17) -> nn.Module:
+    """The detector for a (resolved or raw) model config; ``num_classes`` includes background."""
+    cfg = resolve_config(model_cfg)
+    backbone = build_backbone(cfg)
+    c = cfg["fpn_channels"]
+    anchors = AnchorGenerator(
+        sizes=tuple((int(s),) for s in cfg["anchor_sizes"]),
+        aspect_ratios=(tuple(float(a) for a in cfg["aspect_ratios"]),) * len(cfg["anchor_sizes"]),
+    )
+    box_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2", "3"], output_size=7,
+                                  sampling_ratio=cfg["roi_sampling_ratio"])
+    rep = cfg["representation_size"]
+    common = dict(
+        min_size=tuple(cfg["min_size"]) if isinstance(cfg["min_size"], list) else cfg["min_size"],
+        max_size=cfg["max_size"],
+        rpn_anchor_generator=anchors,
+        rpn_pre_nms_top_n_train=cfg["rpn_pre_nms_top_n_train"],
+        rpn_pre_nms_top_n_test=cfg["rpn_pre_nms_top_n_test"],
+        rpn_post_nms_top_n_train=cfg["rpn_post_nms_top_n_train"],
+        rpn_post_nms_top_n_test=cfg["rpn_post_nms_top_n_test"],
+        rpn_batch_size_per_image=cfg["rpn_batch_size_per_image"],
+        box_roi_pool=box_pool,
+        box_head=TwoMLPHead(c * 7 * 7, rep),
+        box_predictor=FastRCNNPredictor(rep, num_classes),
+        box_score_thresh=cfg["box_score_thresh"],
+        box_nms_thresh=cfg["box_nms_thresh"],
+        box_detections_per_img=cfg["box_detections_per_img"],
+        box_batch_size_per_image=cfg["box_batch_size_per_image"],
+        box_positive_fraction=cfg["box_positive_fraction"],
+    )
+    if cfg["arch"] == "mask_rcnn":
+        mc = cfg["mask_head_channels"]
+        return MaskRCNN(
+            backbone,
+            mask_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"], output_size=14,
+                                             sampling_ratio=cfg["roi_sampling_ratio"]),
+            mask_head=MaskRCNNHeads(c, [mc] * cfg["mask_head_layers"], 1,
+                                    norm_layer=_norm_layer(cfg["head_norm"]) if cfg["head_norm"]
+                                    else None),
+            mask_predictor=MaskRCNNPredictor(mc if cfg["mask_head_layers"] else c, mc, num_classes),
+            **common,
+        )
+    kc = cfg["keypoint_head_channels"]
+    return KeypointRCNN(
+        backbone,
+        keypoint_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"], output_size=14,
+                                         sampling_ratio=cfg["roi_sampling_ratio"]),
+        keypoint_head=KeypointRCNNHeads(c, [kc] * cfg["keypoint_head_layers"]),
+        keypoint_predictor=KeypointRCNNPredictor(kc if cfg["keypoint_head_layers"] else c,
+                                                 num_keypoints),
+        **common,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+
+@dataclass
+class _Sample:
+    image: torch.Tensor            # uint8 (3, H, W), RGB
+    boxes: torch.Tensor            # float32 (N, 4) xyxy
+    labels: torch.Tensor           # int64 (N,)
+    masks: torch.Tensor | None     # uint8 (N, H, W)
+    keypoints: torch.Tensor | None  # float32 (N, K, 3)
+
+
+def _read_rgb(path: str) -> np.ndarray:
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"cannot read image {path}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _select_categories(manifest: Manifest, classes: list[str] | None, arch: str) -> list[dict]:
+    cats = sorted(manifest["categories"], key=lambda c: c["id"])
+    if classes is None:
+        if arch == "keypoint_rcnn":
+            pids = person_category_ids(manifest)
+            cats = [c for c in cats if c["id"] in pids or c.get("keypoints")]
+            if not cats:
+                raise ValueError("keypoint_rcnn: the manifest has no person category with keypoints")
+        return [{"id": int(c["id"]), "name": str(c["name"])} for c in cats]
+    by_name = {c["name"]: c for c in cats}
+    missing = [n for n in classes if n not in by_name]
+    if missing:
+        raise ValueError(f"classes {missing} are not categories of the manifest "
+                         f"(it has: {', '.join(by_name)})")
+    return [{"id": int(by_name[n]["id"]), "name": n} for n in classes]
+
+
+def _keypoint_names(manifest: Manifest, categories: list[dict]) -> list[str]:
+    ids = {c["id"] for c in categories}
+    for c in manifest["categories"]:
+        if c["id"] in ids and c.get("keypoints"):
+            return list(c["keypoints"])
+    return list(_COCO_KEYPOINTS)
+
+
+def _flip_permutation(names: list[str]) -> list[int]:
+    index = {n: i for i, n in enumerate(names)}
+    perm = []
+    for n in names:
+        if n.startswith("left_"):
+            perm.append(index.get("right_" + n[5:], index[n]))
+        elif n.startswith("right_"):
+            perm.append(index.get("left_" + n[6:], index[n]))
+        else:
+            perm.append(index[n])
+    return perm
+
+
+def _load_sample(manifest: Manifest, img: dict, anns: list[dict], label_of: dict[int, int],
+                 arch: str, num_keypoints: int) -> _Sample:
+    rgb = _read_rgb(image_path(manifest, img))
+    h, w = rgb.shape[:2]
+    boxes, labels, masks, kps = [], [], [], []
+    for ann in anns:
+        if ann.get("iscrowd", 0) or ann["category_id"] not in label_of:
+            continue
+        x, y, bw, bh = (float(v) for v in ann["bbox"])
+        x1, y1, x2, y2 = max(0.0, x), max(0.0, y), min(float(w), x + bw), min(float(h), y + bh)
+        if x2 - x1 < 1.0 or y2 - y1 < 1.0:
+            continue
+        if arch == "mask_rcnn":
+            m = annotation_mask(ann, h, w)
+            if not m.any():
+                continue
+            masks.append(m)
+        else:
+            k = np.zeros((num_keypoints, 3), np.float32)
+            if ann.get("keypoints"):
+                k = np.asarray(ann["keypoints"], np.float32).reshape(num_keypoints, 3).copy()
+                k[k[:, 2] <= 0] = 0.0
+            kps.append(k)
+        boxes.append([x1, y1, x2, y2])
+        labels.append(label_of[ann["category_id"]])
+    n = len(boxes)
+    return _Sample(
+        image=torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))),
+        boxes=torch.tensor(boxes, dtype=torch.float32).reshape(n, 4),
+        labels=torch.tensor(labels, dtype=torch.int64),
+        masks=(torch.from_numpy(np.stack(masks).astype(np.uint8)) if masks
+               else torch.zeros((0, h, w), dtype=torch.uint8)) if arch == "mask_rcnn" else None,
+        keypoints=(torch.from_numpy(np.stack(kps)) if kps
+                   else torch.zeros((0, num_keypoints, 3))) if arch == "keypoint_rcnn" else None,
+    )
+
+
+def _to_input(s: _Sample, flip: bool, flip_perm: list[int] | None):
+    img = s.image
+    target: dict[str, torch.Tensor] = {"boxes": s.boxes, "labels": s.labels}
+    if s.masks is not None:
+        target["masks"] = s.masks
+    if s.keypoints is not None:
+        target["keypoints"] = s.keypoints
+    if flip:
+        w = img.shape[-1]
+        img = img.flip(-1)
+        b = s.boxes.clone()
+        b[:, 0], b[:, 2] = w - s.boxes[:, 2], w - s.boxes[:, 0]
+        target["boxes"] = b
+        if s.masks is not None:
+            target["masks"] = s.masks.flip(-1)
+        if s.keypoints is not None:
+            k = s.keypoints[:, flip_perm].clone()
+            k[..., 0] = torch.where(k[..., 2] > 0, w - k[..., 0], k[..., 0])
+            target["keypoints"] = k
+    return img.float().div_(255.0), target
+
+
+_CACHE_MAX_IMAGES = 10000  # decoded-image cache (workers: 0) only for datasets up to this size
+
+
+class _TrainSet(torch.utils.data.Dataset):
+    """Training samples by ``(index, flip)``; with ``cache`` decoded samples stay in memory."""
+
+    def __init__(self, manifest: Manifest, label_of: dict[int, int], arch: str,
+                 kp_names: list[str], cache: bool) -> None:
+        self.manifest = manifest
+        self.entries = list(iter_images(manifest))
+        self.label_of = label_of
+        self.arch = arch
+        self.num_keypoints = len(kp_names)
+        self.flip_perm = _flip_permutation(kp_names) if arch == "keypoint_rcnn" else None
+        self.cache: dict[int, _Sample] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def sample(self, i: int) -> _Sample:
+        if self.cache is not None and i in self.cache:
+            return self.cache[i]
+        img, anns = self.entries[i]
+        s = _load_sample(self.manifest, img, anns, self.label_of, self.arch, self.num_keypoints)
+        if self.cache is not None:
+            self.cache[i] = s
+        return s
+
+    def __getitem__(self, key: tuple[int, bool]):
+        i, flip = key
+        return _to_input(self.sample(i), flip, self.flip_perm)
+
+
+class _Batches:
+    """``iterations`` batches of ``(index, flip)``: epochs of shuffled indices, coin-flip flips.
+
+    All randomness is drawn here, in the training process, from one numpy Generator, so the
+    data order does not depend on DataLoader workers.
+    """
+
+    def __init__(self, n: int, batch_size: int, iterations: int, flip_p: float,
+                 rng: np.random.Generator) -> None:
+        self.n, self.batch_size, self.iterations, self.flip_p, self.rng = (
+            n, batch_size, iterations, flip_p, rng)
+
+    def __len__(self) -> int:
+        return self.iterations
+
+    def __iter__(self):
+        order: list[int] = []
+        for _ in range(self.iterations):
+            idx = []
+            while len(idx) < self.batch_size:
+                if not order:
+                    order = self.rng.permutation(self.n).tolist()
+                idx.append(order.pop())
+            flips = self.rng.random(len(idx)) < self.flip_p
+            yield [(i, bool(f)) for i, f in zip(idx, flips)]
+
+
+def _collate(batch):
+    return tuple(zip(*batch))
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"model config device: {name}, but CUDA is not available here "
+                           f"(set device: cpu or auto)")
+    return torch.device(name)
+
+
+def _rng_devices(device: torch.device) -> list[int]:
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
+# --------------------------------------------------------------------------------------------
+# training
+
+
+def _lr_factor(it: int, cfg: dict[str, Any]) -> float:
+    f = 1.0
+    if it < cfg["warmup_iters"]:
+        a = it / cfg["warmup_iters"]
+        f = cfg["warmup_factor"] * (1 - a) + a
+    for s in cfg["steps"]:
+        step_it = int(round(s * cfg["iterations"])) if s < 1 else int(s)
+        if it >= step_it:
+            f *= 0.1
+    return f
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def versions() -> dict[str, str]:
+    try:
+        from importlib.metadata import version
+        pcc = version("pycocotools")
+    except Exception:  # pragma: no cover
+        pcc = "unknown"
+    return {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+            "pycocotools": str(pcc), "numpy": str(np.__version__)}
+
+
+def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: str, *,
+          threads: int = 1, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train on ``train_manifest``; write ``out_dir/model.pt`` and ``out_dir/train_log.jsonl``."""
+    cfg = resolve_config(model_cfg)
+    manifest = load_manifest(train_manifest)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    categories = _select_categories(manifest, cfg["classes"], cfg["arch"])
+    label_of = {c["id"]: i + 1 for i, c in enumerate(categories)}
+    kp_names = _keypoint_names(manifest, categories)
+    device = _device(cfg["device"])
+
+    def emit(line: str) -> None:
+        if log is not None:
+            log(line)
+        elif not use_bar:
+            print(line, file=sys.stderr, flush=True)
+
+    use_bar = log is None and sys.stderr.isatty()
+    workers = int(cfg["workers"])
+    data = _TrainSet(manifest, label_of, cfg["arch"], kp_names,
+                     cache=workers == 0 and len(manifest["images"]) <= _CACHE_MAX_IMAGES)
+    if not len(data):
+        raise ValueError(f"{train_manifest}: no images to train on")
+    if data.cache is not None:  # decode everything up front (also counts the usable instances)
+        n_inst: int | None = sum(len(data.sample(i).labels) for i in range(len(data)))
+    else:
+        n_inst = None
+    n_ann = sum(1 for a in manifest["annotations"]
+                if not a.get("iscrowd", 0) and a["category_id"] in label_of)
+    emit(f"[torchvision] {cfg['arch']} R{cfg['depth']}x{cfg['width']:g} seed={seed}: "
+         f"{len(data)} images, {n_inst if n_inst is not None else n_ann} instances, "
+         f"{len(categories)} classes, {cfg['iterations']} iterations x {cfg['batch_size']}, "
+         f"threads={threads}, device={device}, workers={workers}")
+
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    rng = np.random.default_rng(seed)
+    log_path = out / "train_log.jsonl"
+    tmp_log = out / ".train_log.jsonl.tmp"
+    try:
+        with torch.random.fork_rng(devices=_rng_devices(device)), open(tmp_log, "w") as flog:
+            torch.manual_seed(seed)
+            model = build_model(cfg, num_classes=len(categories) + 1, num_keypoints=len(kp_names))
+            model.to(device)
+            model.train()
+            params = [p for p in model.parameters() if p.requires_grad]
+            if cfg["optimizer"] == "adamw":
+                opt: torch.optim.Optimizer = torch.optim.AdamW(
+                    params, lr=cfg["lr"], betas=(cfg["momentum"], 0.999),
+                    weight_decay=cfg["weight_decay"])
+            else:
+                opt = torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"],
+                                      weight_decay=cfg["weight_decay"])
+            loader = torch.utils.data.DataLoader(
+                data, batch_sampler=_Batches(len(data), cfg["batch_size"], cfg["iterations"],
+                                             cfg["horizontal_flip"], rng),
+                collate_fn=_collate, num_workers=workers, pin_memory=device.type == "cuda",
+                # the loader draws its worker base seed from this, not from the model's stream
+                generator=torch.Generator().manual_seed(int(seed)))
+            sums: dict[str, float] = {}
+            n_sum = 0
+            t0 = t_last = time.perf_counter()
+            bar = None
+            if use_bar:
+                from tqdm import tqdm
+                bar = tqdm(total=cfg["iterations"], desc=f"train seed={seed}", file=sys.stderr,
+                           mininterval=1.0)
+            for it, (images, targets) in enumerate(loader):
+                images = [im.to(device, non_blocking=True) for im in images]
+                targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()}
+                           for t in targets]
+                lr = cfg["lr"] * _lr_factor(it, cfg)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                losses = model(images, targets)
+                loss = sum(losses.values())
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"training diverged at iteration {it} (loss {float(loss)}; "
+                        f"{ {k: v.item() for k, v in losses.items()} }); lower lr or set clip_grad_norm")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg["clip_grad_norm"]:
+                    torch.nn.utils.clip_grad_norm_(params, cfg["clip_grad_norm"])
+                opt.step()
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v.item()
+                sums["loss"] = sums.get("loss", 0.0) + loss.item()
+                n_sum += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+                if (it + 1) % cfg["log_every"] == 0 or it + 1 == cfg["iterations"]:
+                    now = time.perf_counter()
+                    rec = {"iter": it + 1, "lr": lr,
+                           "losses": {k: v / n_sum for k, v in sums.items()},
+                           "seconds": round(now - t0, 3),
+                           "s_per_iter": round((now - t_last) / n_sum, 4)}
+                    flog.write(json.dumps(rec) + "\n")
+                    flog.flush()
+                    emit(f"[torchvision] iter {it + 1}/{cfg['iterations']} "
+                         f"loss {rec['losses']['loss']:.3f} lr {lr:.4g} "
+                         f"{rec['s_per_iter']:.3f} s/iter")
+                    last_losses = rec["losses"]
+                    sums, n_sum, t_last = {}, 0, now
+            if bar is not None:
+                bar.close()
+            seconds = time.perf_counter() - t0
+            ckpt = {
+                "format": CHECKPOINT_FORMAT,
+                "state_dict": model.state_dict(),
+                "model_cfg": cfg,
+                "categories": categories,
+                "keypoint_names": kp_names if cfg["arch"] == "keypoint_rcnn" else None,
+                "seed": int(seed),
+                "iterations": int(cfg["iterations"]),
+                "threads": int(threads),
+                "device": str(device),
+                "versions": versions(),
+            }
+        _save_atomic(ckpt, out / "model.pt")
+        os.replace(tmp_log, log_path)
+    finally:
+        torch.set_num_threads(old_threads)
+        if tmp_log.exists():
+            tmp_log.unlink()
+    return {
+        "checkpoint": str(out / "model.pt"),
+        "train_log": str(log_path),
+        "arch": cfg["arch"],
+        "seed": int(seed),
+        "iterations": int(cfg["iterations"]),
+        "num_images": len(data),
+        "num_instances": n_inst,    # usable instances (None when not decoded up front)
+        "num_annotations": n_ann,   # non-crowd annotations of the trained categories
+        "categories": categories,
+        "seconds": round(seconds, 3),
+        "s_per_iter": round(seconds / cfg["iterations"], 4),
+        "final_losses": last_losses,
+        "threads": int(threads),
+        "device": str(device),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# inference
+
+
+def load_checkpoint(checkpoint: str, device: str | torch.device = "cpu"
+                    ) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model of a checkpoint (no weights are downloaded) in eval mode."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{checkpoint}: not a checkpoint of the torchvision backend")
+    cfg = {**ckpt["model_cfg"], "pretrained": False}
+    kp = ckpt.get("keypoint_names") or _COCO_KEYPOINTS
+    model = build_model(cfg, num_classes=len(ckpt["categories"]) + 1, num_keypoints=len(kp))
+    model.load_state_dict(ckpt["state_dict"])
+    model.to(device)
+    model.eval()
+    return model, ckpt
+
+
+def _batches(seq: list, n: int) -> Iterable[list]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def predict(checkpoint: str, manifest: str | Manifest, *, threads: int = 1,
+            batch_size: int = 4, device: str = "auto") -> list[dict[str, Any]]:
+    """COCO results (bbox, score, category_id, segmentation | keypoints) for the manifest's images."""
+    m = manifest if isinstance(manifest, dict) else load_manifest(manifest)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        device = _device(device) if isinstance(device, str) else device
+        model, ckpt = load_checkpoint(checkpoint, device)
+        cat_ids = [c["id"] for c in ckpt["categories"]]
+        arch = ckpt["model_cfg"]["arch"]
+        results: list[dict[str, Any]] = []
+        with torch.inference_mode():
+            for batch in _batches(m["images"], max(1, int(batch_size))):
+                imgs = [torch.from_numpy(np.ascontiguousarray(
+                    _read_rgb(image_path(m, img)).transpose(2, 0, 1))).to(device).float().div_(255.0)
+                    for img in batch]
+                outs = [{k: v.cpu() for k, v in o.items()} for o in model(imgs)]
+                for img, o in zip(batch, outs):
+                    results.extend(_to_coco(img["id"], o, cat_ids, arch))
+    finally:
+        torch.set_num_threads(old_threads)
+    return results
+
+
+def _to_coco(image_id: int, o: dict[str, torch.Tensor], cat_ids: list[int],
+             arch: str) -> list[dict[str, Any]]:
+    res = []
+    boxes = o["boxes"].tolist()
+    scores = o["scores"].tolist()
+    labels = o["labels"].tolist()
+    masks = (o["masks"][:, 0] > 0.5).numpy() if arch == "mask_rcnn" else None
+    for i, (b, s, lab) in enumerate(zip(boxes, scores, labels)):
+        r = {"image_id": image_id, "category_id": cat_ids[lab - 1],
+             "bbox": [round(b[0], 2), round(b[1], 2), round(b[2] - b[0], 2), round(b[3] - b[1], 2)],
+             "score": round(float(s), 5)}
+        if masks is not None:
+            r["segmentation"] = encode_mask(masks[i])
+        else:
+            k = o["keypoints"][i].clone()
+            k[:, 2] = torch.sigmoid(o["keypoints_scores"][i]).clamp_min(1e-4)
+            r["keypoints"] = [round(float(v), 3) for v in k.reshape(-1)]
+        res.append(r)
+    return res
