@@ -84,7 +84,7 @@ def _background(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, i
         win = tuple(int(c * 0.5) for c in col)
         for wy in range(top + 4, horizon - 6, 10):
             for wx in range(x + 3, x + bw - 5, 9):
-                if rng.random() < 0.7:
+                if rng.random() < 0.4:
                     cv2.rectangle(img, (wx, wy), (wx + 4, wy + 5), win, -1)
         x += bw
     road = _colour(rng, 60, 140)
@@ -97,7 +97,7 @@ def _background(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, i
     for _ in range(int(rng.integers(0, 4))):  # poles
         px = int(rng.integers(0, w))
         cv2.line(img, (px, int(rng.integers(0, horizon))), (px, walk), _colour(rng, 30, 90), 2)
-    noise = rng.normal(0, rng.uniform(3, 9), img.shape)
+    noise = rng.normal(0, rng.uniform(2, 6), img.shape)
     return np.clip(img + noise, 0, 255).astype(np.uint8), horizon
 
 
@@ -108,11 +108,11 @@ def _person(rng: np.random.Generator, fx: float, fy: float, height: float) -> Ob
     shirt, trousers, hair = _colour(rng), _colour(rng, 10, 200), _colour(rng, 10, 120)
     long_sleeves = rng.random() < 0.5
     lean = rng.uniform(-0.06, 0.06)
-    r = 0.065 * H
+    r = 0.075 * H
     head = np.array([fx + lean * H, fy - 0.92 * H])
     neck = np.array([fx + lean * H * 0.8, fy - 0.80 * H])
     hip_c = np.array([fx + lean * H * 0.3, fy - 0.50 * H])
-    sw, hw = 0.11 * H, 0.07 * H
+    sw, hw = 0.12 * H, 0.085 * H
     # COCO left = the person's left = image right when facing the camera
     side = -1.0 if facing_back else 1.0
     kp = np.zeros((17, 2))
@@ -138,8 +138,8 @@ def _person(rng: np.random.Generator, fx: float, fy: float, height: float) -> Ob
         kp[1], kp[2] = head + [0.35 * r, -0.1 * r], head + [-0.35 * r, -0.1 * r]
         kp[0] = head + [0, 0.2 * r]
         kp[3], kp[4] = head + [r, 0], head + [-r, 0]
-    limb = max(1, int(round(0.055 * H)))
-    leg = max(1, int(round(0.07 * H)))
+    limb = max(2, int(round(0.08 * H)))
+    leg = max(2, int(round(0.1 * H)))
 
     def draw(img: np.ndarray, label: np.ndarray, iid: int) -> None:
         def both(fn, colour, *args):
@@ -151,7 +151,7 @@ def _person(rng: np.random.Generator, fx: float, fy: float, height: float) -> Ob
         torso = np.array([_pt(kp[5]), _pt(kp[6]), _pt(kp[12]), _pt(kp[11])], np.int32)
         cv2.fillPoly(img, [torso], shirt, cv2.LINE_8)
         cv2.fillPoly(label, [torso], iid, cv2.LINE_8)
-        both(cv2.line, shirt, _pt(neck), _pt(hip_c), max(1, int(round(0.12 * H))))
+        both(cv2.line, shirt, _pt(neck), _pt(hip_c), max(2, int(round(0.17 * H))))
         for s, e, w_ in ((5, 7, 9), (6, 8, 10)):
             both(cv2.line, shirt, _pt(kp[s]), _pt(kp[e]), limb)
             both(cv2.line, shirt if long_sleeves else skin, _pt(kp[e]), _pt(kp[w_]), limb)
@@ -235,11 +235,11 @@ def render_image(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, 
         return horizon + 4 + (ground - 4) * u
 
     objs: list[Obj] = []
-    n_people = 0 if rng.random() < 0.08 else int(rng.integers(1, 9))
+    n_people = 0 if rng.random() < 0.08 else int(rng.integers(1, 7))
     for _ in range(n_people):
-        u = rng.random() ** 1.6  # biased towards the horizon: many small people
+        u = rng.random() ** 1.2  # biased towards the horizon: many small people
         fy = feet_y(u)
-        height = max(9.0, (fy - horizon) * rng.uniform(1.3, 1.9))
+        height = max(14.0, (fy - horizon) * rng.uniform(1.4, 2.0))
         objs.append(_person(rng, rng.uniform(0.03, 0.97) * w, fy, height))
     for _ in range(int(rng.integers(0, 3))):
         fy = feet_y(rng.uniform(0.1, 1.0))
