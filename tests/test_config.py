@@ -36,6 +36,12 @@ def test_schema_errors_name_the_setting(demo_config, edit, message):
      "variants.v: method 'blur' needs a region"),
     (lambda c: c["datasets"]["demo"].update({"root": "/nowhere"}),
      "datasets.demo: give either root"),
+    (lambda c: c["models"]["maskrcnn-demo"].update({"iterationz": 5}),
+     "models.maskrcnn-demo: unknown key(s) iterationz for the torchvision backend"),
+    (lambda c: c["models"]["maskrcnn-demo"].update({"preset": "tiny"}),
+     "models.maskrcnn-demo: unknown preset 'tiny'"),
+    (lambda c: c["models"]["maskrcnn-demo"].update({"pretrained": True}),
+     "models.maskrcnn-demo: pretrained: true needs width: 1.0"),
 ])
 def test_cross_reference_errors(demo_config, edit, message):
     edit(demo_config)

@@ -54,6 +54,13 @@ def check_config(config: dict[str, Any], *, check_roots: bool = True) -> None:
         for s in t.get("seeds", []):
             if s not in config["seeds"]:
                 raise ConfigError(f"{where}.seeds: seed {s} is not in the top-level seeds")
+    from .backends import check_model_config
+
+    for name, m in models.items():
+        try:
+            check_model_config(m)
+        except ValueError as e:
+            raise ConfigError(f"models.{name}: {str(e).removeprefix('model config: ')}") from None
     for name, d in datasets.items():
         if ("root" in d) == ("generate" in d):
             raise ConfigError(f"datasets.{name}: give either root (a dataset on disk) or "

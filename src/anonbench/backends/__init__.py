@@ -21,6 +21,10 @@ _REGISTRY: dict[str, str | Callable[[], Any]] = {
     "torchvision": "anonbench.backends.torchvision_backend",
 }
 _LOADED: dict[str, Any] = {}
+# name -> "package.module:function" that checks a model config without heavy imports (parse time)
+_CONFIG_CHECKERS: dict[str, str] = {
+    "torchvision": "anonbench.backends.torchvision_config:resolve_config",
+}
 
 
 def register_backend(name: str, target: str | Callable[[], Any], *, replace: bool = False) -> None:
@@ -65,4 +69,21 @@ def get_backend(name: str) -> Any:
     return backend
 
 
-__all__ = ["available_backends", "get_backend", "register_backend"]
+def check_model_config(model_cfg: dict[str, Any]) -> None:
+    """Raise ``ValueError`` (one line) if the backend named in ``model_cfg`` rejects it.
+
+    Runs when the workflow parses config.yaml, so it must stay cheap: backends register a
+    checker that imports nothing heavy. Backends without a checker are checked when they train.
+    """
+    name = model_cfg.get("backend")
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown training backend {name!r}; known backends: "
+                         f"{', '.join(available_backends())}")
+    target = _CONFIG_CHECKERS.get(name)
+    if target is None:
+        return
+    module, func = target.split(":")
+    getattr(importlib.import_module(module), func)(model_cfg)
+
+
+__all__ = ["available_backends", "check_model_config", "get_backend", "register_backend"]

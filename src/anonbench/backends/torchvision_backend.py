@@ -5,7 +5,7 @@ The model is composed from torchvision parts: a ResNet body built from torchvisi
 under torchvision's ``MaskRCNN``/``KeypointRCNN`` with configurable (smaller) heads.  With
 ``depth: 50, width: 1.0, fpn_channels: 256`` and the default head settings this is torchvision's
 R-50-FPN Mask/Keypoint R-CNN; the ``demo`` preset (``DEMO_CONFIG``) is a much smaller model sized
-so that one training + validation prediction takes about half a minute on two CPU cores.
+so that one training + validation prediction takes about a minute on one CPU core.
 
 Model config keys (``models.<name>`` in config.yaml) and their defaults are in ``DEFAULTS``;
 ``preset: demo`` starts from ``DEMO_CONFIG`` instead.  Unknown keys are an error (typos would
@@ -50,101 +50,17 @@ from ..manifest import (
     load_manifest,
     person_category_ids,
 )
+from .torchvision_config import (  # noqa: F401  (re-exported)
+    _ARCHS,
+    _META_KEYS,
+    DEFAULTS,
+    DEMO_CONFIG,
+    PRESETS,
+    resolve_config,
+)
 
 CHECKPOINT_FORMAT = "anonbench-torchvision-v1"
 
-# Paper scale: torchvision's R-50-FPN Mask R-CNN defaults and a detectron2-style 1x schedule.
-DEFAULTS: dict[str, Any] = {
-    "arch": "mask_rcnn",             # mask_rcnn | keypoint_rcnn
-    # backbone
-    "depth": 50,                     # ResNet 18/34/50/101/152
-    "width": 1.0,                    # channel multiplier of the ResNet stem and stages
-    "norm": "auto",                  # bn | gn | frozen_bn | auto (frozen_bn if pretrained, else bn)
-    "zero_init_residual": False,     # zero-init the last norm of each residual block
-    "pretrained": False,             # ImageNet backbone weights through torchvision (width 1.0)
-    "trainable_layers": None,        # backbone stages to train; None: 3 if pretrained else 5 (all)
-    "fpn_channels": 256,
-    "fpn_norm": None,                # None | bn | gn: normalization in the FPN convs
-    "head_norm": None,               # None | bn | gn: normalization in the mask head convs
-    # GeneralizedRCNNTransform
-    "min_size": None,                # shorter side; a list: random choice per image in training;
-                                     # None: 800 (mask_rcnn), [640, 672, ..., 800] (keypoint_rcnn)
-    "max_size": 1333,
-    # RPN
-    "anchor_sizes": [32, 64, 128, 256, 512],   # one per FPN level (P2..P5, pool)
-    "aspect_ratios": [0.5, 1.0, 2.0],          # height / width
-    "rpn_pre_nms_top_n_train": 2000,           # per FPN level
-    "rpn_pre_nms_top_n_test": 1000,
-    "rpn_post_nms_top_n_train": 2000,          # per image
-    "rpn_post_nms_top_n_test": 1000,
-    "rpn_batch_size_per_image": 256,
-    # RoI heads
-    "box_batch_size_per_image": 512,
-    "box_positive_fraction": 0.25,
-    "box_detections_per_img": 100,
-    "roi_sampling_ratio": 2,         # RoIAlign samples per bin side (0: adaptive)
-    "box_score_thresh": 0.05,
-    "box_nms_thresh": 0.5,
-    "representation_size": 1024,
-    "mask_head_layers": 4,
-    "mask_head_channels": 256,
-    "keypoint_head_layers": 8,
-    "keypoint_head_channels": 512,
-    # schedule (SGD, linear warm-up, step decay x0.1 at fractions of `iterations`)
-    "iterations": 90000,
-    "batch_size": 16,
-    "lr": 0.02,
-    "momentum": 0.9,
-    "weight_decay": 0.0001,
-    "warmup_iters": 1000,
-    "warmup_factor": 0.001,
-    "steps": [0.667, 0.889],         # <1: fraction of iterations; >=1: iteration number
-    "optimizer": "sgd",              # sgd (momentum) | adamw (momentum -> beta1)
-    "clip_grad_norm": None,          # max gradient norm, or None
-    # data
-    "classes": None,                 # None: all categories (keypoint_rcnn: person categories)
-    "horizontal_flip": 0.5,
-    "workers": 4,                    # DataLoader worker processes; 0: load in the training process
-                                     # and keep decoded images in memory (small datasets)
-    "device": "auto",                # auto (cuda if available) | cpu | cuda | cuda:N
-    "log_every": 20,
-}
-
-# Demo scale: ~200 images of 256x160, 2 CPU cores, ~30 s per training + val prediction.
-DEMO_CONFIG: dict[str, Any] = {
-    **DEFAULTS,
-    "depth": 18,
-    "width": 0.25,
-    "norm": "bn",
-    "fpn_channels": 32,
-    "min_size": 160,
-    "max_size": 256,
-    "anchor_sizes": [16, 32, 64, 128, 256],
-    "rpn_pre_nms_top_n_train": 300,
-    "rpn_pre_nms_top_n_test": 200,
-    "rpn_post_nms_top_n_train": 150,
-    "rpn_post_nms_top_n_test": 100,
-    "rpn_batch_size_per_image": 128,
-    "box_batch_size_per_image": 32,
-    "roi_sampling_ratio": 1,
-    "representation_size": 256,
-    "mask_head_layers": 2,
-    "mask_head_channels": 64,
-    "keypoint_head_layers": 3,
-    "keypoint_head_channels": 64,
-    "iterations": 300,
-    "batch_size": 2,
-    "lr": 0.02,
-    "warmup_iters": 20,
-    "steps": [0.75, 0.9],
-    "clip_grad_norm": 10.0,
-    "workers": 0,
-}
-
-PRESETS = {"paper": DEFAULTS, "demo": DEMO_CONFIG}
-# keys of a workflow model entry that are not about the model itself (threads: the job's cores)
-_META_KEYS = {"backend", "preset", "description", "threads"}
-_ARCHS = ("mask_rcnn", "keypoint_rcnn")
 _DEPTHS: dict[int, tuple[type[nn.Module], list[int]]] = {
     18: (BasicBlock, [2, 2, 2, 2]),
     34: (BasicBlock, [3, 4, 6, 3]),
@@ -157,81 +73,6 @@ _COCO_KEYPOINTS = [
     "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
     "left_knee", "right_knee", "left_ankle", "right_ankle",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# config
-
-
-def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
-    """Defaults (of ``preset``, default ``paper``) + ``model_cfg``, checked; JSON-ready."""
-    model_cfg = dict(model_cfg or {})
-    preset = model_cfg.get("preset", "paper")
-    if preset not in PRESETS:
-        raise ValueError(f"model config: unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    unknown = sorted(set(model_cfg) - set(DEFAULTS) - _META_KEYS)
-    if unknown:
-        raise ValueError(
-            f"model config: unknown key(s) {', '.join(unknown)} for the torchvision backend; "
-            f"known keys: {', '.join(sorted(DEFAULTS))}"
-        )
-    cfg = {**PRESETS[preset], **{k: v for k, v in model_cfg.items() if k in DEFAULTS}}
-    cfg["backend"] = "torchvision"
-
-    def err(msg: str) -> ValueError:
-        return ValueError(f"model config: {msg}")
-
-    if cfg["arch"] not in _ARCHS:
-        raise err(f"arch must be one of {', '.join(_ARCHS)}, got {cfg['arch']!r}")
-    if int(cfg["depth"]) not in _DEPTHS:
-        raise err(f"depth must be one of {sorted(_DEPTHS)}, got {cfg['depth']!r}")
-    cfg["depth"] = int(cfg["depth"])
-    if not float(cfg["width"]) > 0:
-        raise err(f"width must be > 0, got {cfg['width']!r}")
-    cfg["width"] = float(cfg["width"])
-    if cfg["norm"] == "auto":
-        cfg["norm"] = "frozen_bn" if cfg["pretrained"] else "bn"
-    if cfg["norm"] not in ("bn", "gn", "frozen_bn"):
-        raise err(f"norm must be bn, gn, frozen_bn or auto, got {cfg['norm']!r}")
-    for key in ("fpn_norm", "head_norm"):
-        if cfg[key] not in (None, "none", "bn", "gn"):
-            raise err(f"{key} must be null, bn or gn, got {cfg[key]!r}")
-        if cfg[key] == "none":
-            cfg[key] = None
-    if cfg["optimizer"] not in ("sgd", "adamw"):
-        raise err(f"optimizer must be sgd or adamw, got {cfg['optimizer']!r}")
-    if cfg["pretrained"] and cfg["width"] != 1.0:
-        raise err("pretrained: true needs width: 1.0 (ImageNet weights exist only for real ResNets)")
-    if cfg["trainable_layers"] is None:
-        cfg["trainable_layers"] = 3 if cfg["pretrained"] else 5
-    if not 0 <= int(cfg["trainable_layers"]) <= 5:
-        raise err(f"trainable_layers must be in 0..5, got {cfg['trainable_layers']!r}")
-    if len(cfg["anchor_sizes"]) != 5:
-        raise err("anchor_sizes needs 5 sizes, one per FPN level (P2, P3, P4, P5, pool)")
-    if cfg["min_size"] is None:
-        cfg["min_size"] = 800 if cfg["arch"] == "mask_rcnn" else [640, 672, 704, 736, 768, 800]
-    sizes = cfg["min_size"] if isinstance(cfg["min_size"], (list, tuple)) else [cfg["min_size"]]
-    if not sizes or any(int(v) < 1 for v in sizes):
-        raise err(f"min_size must be a size or a list of sizes, got {cfg['min_size']!r}")
-    for key in ("iterations", "batch_size", "max_size", "fpn_channels",
-                "representation_size", "box_batch_size_per_image", "box_detections_per_img"):
-        if int(cfg[key]) < 1:
-            raise err(f"{key} must be >= 1, got {cfg[key]!r}")
-    if not 0.0 <= float(cfg["horizontal_flip"]) <= 1.0:
-        raise err(f"horizontal_flip is a probability, got {cfg['horizontal_flip']!r}")
-    if int(cfg["workers"]) < 0:
-        raise err(f"workers must be >= 0, got {cfg['workers']!r}")
-    if not (cfg["device"] in ("auto", "cpu", "cuda") or str(cfg["device"]).startswith("cuda:")):
-        raise err(f"device must be auto, cpu, cuda or cuda:N, got {cfg['device']!r}")
-    if cfg["classes"] is not None and (
-        isinstance(cfg["classes"], str) or not all(isinstance(c, str) for c in cfg["classes"])
-    ):
-        raise err("classes must be null or a list of category names")
-    # JSON-ready (the config is stored in the checkpoint, which is loaded with weights_only=True)
-    for key in ("anchor_sizes", "aspect_ratios", "steps", "classes", "min_size"):
-        if cfg[key] is not None:
-            cfg[key] = list(cfg[key]) if isinstance(cfg[key], (list, tuple)) else cfg[key]
-    return json.loads(json.dumps(cfg))
 
 
 # --------------------------------------------------------------------------------------------
