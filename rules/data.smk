@@ -1,11 +1,17 @@
 # Ingest: the demo world (when a dataset is generated), one manifest per split, training shards.
 
 
+def demo_world_settings(wildcards):
+    """The generate settings, plus the layout to write when the format is not coco."""
+    d = dataset_cfg(wildcards)
+    return {**d["generate"], **({} if d["format"] == "coco" else {"layout": d["format"]})}
+
+
 rule demo_world:
     output:
         directory("results/{dataset}/world"),
     params:
-        generate=lambda w: dataset_cfg(w)["generate"],
+        generate=demo_world_settings,
     log:
         "results/logs/demo_world/{dataset}.log",
     script:

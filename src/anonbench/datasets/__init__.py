@@ -13,13 +13,33 @@ def _coco(root: str, split: str) -> Manifest:
     return coco.load_split(root, split)
 
 
+def _cityscapes(root: str, split: str) -> Manifest:
+    from . import cityscapes
+
+    return cityscapes.load_split(root, split)
+
+
+def _bdd100k(root: str, split: str) -> Manifest:
+    from . import bdd100k
+
+    return bdd100k.load_split(root, split)
+
+
 #: Registry: format name -> loader (root, split) -> manifest.
-FORMATS: dict[str, Callable[[str, str], Manifest]] = {"coco": _coco}
+FORMATS: dict[str, Callable[[str, str], Manifest]] = {
+    "coco": _coco, "cityscapes": _cityscapes, "bdd100k": _bdd100k}
 
 #: Files whose presence tells that a dataset root is plausible, checked at parse time.
+#: ``a|b``: either will do. The ``.json`` ones are also the rule's inputs (see annotation_files).
 ROOT_MARKERS: dict[str, list[str]] = {
     "coco": ["annotations/instances_{split}2017.json", "{split}2017"],
+    "cityscapes": ["leftImg8bit/{split}", "gtFine/{split}"],
+    "bdd100k": ["images/10k/{split}",
+                "labels/ins_seg/bitmasks/{split}|labels/ins_seg/rles/ins_seg_{split}.json"],
 }
+
+#: Person instances kept (anonymized) in the real training sets, as the study reports them.
+STUDY_PERSONS_KEPT: dict[str, int] = {"coco": 149_813, "cityscapes": 17_919, "bdd100k": 9_954}
 
 
 def load_split(fmt: str, root: str, split: str, dataset: str) -> Manifest:
@@ -38,11 +58,41 @@ def missing_root_files(fmt: str, root: str, splits: tuple[str, ...] = ("train", 
     out = []
     for split in splits:
         for marker in ROOT_MARKERS.get(fmt, []):
-            p = os.path.join(root, marker.format(split=split))
-            if not os.path.exists(p):
+            alternatives = [os.path.join(root, m.format(split=split)) for m in marker.split("|")]
+            if not any(os.path.exists(p) for p in alternatives):
+                out.append(" or ".join(alternatives))
+    return out
+
+
+def annotation_files(fmt: str, root: str, split: str) -> list[str]:
+    """The annotation files (``.json`` markers) of a dataset on disk that exist."""
+    import os
+
+    out = []
+    for marker in ROOT_MARKERS.get(fmt, []):
+        for m in marker.split("|"):
+            p = os.path.join(root, m.format(split=split))
+            if m.endswith(".json") and ("|" not in marker or os.path.exists(p)):
                 out.append(p)
     return out
 
 
 def describe(summary: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in summary.items())
+
+
+def summary_line(dataset: str, fmt: str, split: str, summary: dict[str, Any]) -> str:
+    """One line per dataset and split: images, persons kept and skipped by reason; for a
+    training split, the study's count on the real training set beside ours."""
+    kept = summary.get("persons_kept", 0)
+    skipped = summary.get("persons_skipped", {})
+    line = (f"{dataset}/{split} ({fmt}): {summary.get('images', 0):,} images, {kept:,} person "
+            f"instances kept")
+    if split == "train" and fmt in STUDY_PERSONS_KEPT:
+        line += f" (the study, real {fmt} train set: {STUDY_PERSONS_KEPT[fmt]:,})"
+    line += "; skipped: " + (", ".join(f"{k} {v:,}" for k, v in skipped.items()) or "none")
+    others = {k: v for k, v in summary.items()
+              if k not in ("images", "persons_kept", "persons_skipped")}
+    if others:
+        line += "; " + describe(others)
+    return line

@@ -366,6 +366,214 @@ def generate_world(root: str | os.PathLike[str], *, seed: int = 0, n_train: int 
     return summary
 
 
+
+# ----------------------------------------------------------------------------------------------
+# The same world in the Cityscapes and BDD100K layouts (converted from the COCO layout above).
+
+#: Cityscapes label names of the world's kinds (cityscapesscripts' label table gives the ids).
+CITYSCAPES_LABELS = {"person": "person", "bicycle": "bicycle", "car": "car"}
+#: Two "cities", so that the per-city directories of the layout are exercised.
+CITIES = ("alphaville", "betatown")
+#: The semantic label of every pixel no object covers (a real class, so that the Cityscapes
+#: evaluation does not treat the background as void and ignore false positives there).
+CITYSCAPES_BACKGROUND = "road"
+#: BDD100K ins_seg category ids (bdd100k/configs/ins_seg.toml order, from 1).
+BDD100K_CATEGORIES = {"person": (1, "pedestrian"), "car": (3, "car"), "bicycle": (8, "bicycle")}
+
+
+def _world_split(world_root: Path, split: str) -> dict:
+    with open(world_root / "annotations" / f"instances_{split}2017.json") as f:
+        return json.load(f)
+
+
+def _world_images(world_root: Path, split: str):
+    """(image dict, its annotations in drawing order, category names by id) of a COCO world."""
+    data = _world_split(world_root, split)
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    by_image: dict[int, list[dict]] = {img["id"]: [] for img in data["images"]}
+    for a in sorted(data["annotations"], key=lambda a: a["id"]):
+        by_image[a["image_id"]].append(a)
+    for img in data["images"]:
+        yield img, by_image[img["id"]], names
+
+
+def _ann_mask(a: dict, h: int, w: int) -> np.ndarray:
+    seg = a["segmentation"]
+    rle = mask_utils.frPyObjects(seg, h, w) if isinstance(seg["counts"], list) else \
+        {"size": seg["size"], "counts": seg["counts"].encode("ascii")}
+    return mask_utils.decode(rle).astype(bool)
+
+
+def _polygon(mask: np.ndarray) -> list[list[int]]:
+    """The outline of the mask's largest part: boundary pixel centres, which PIL's polygon fill
+    (the toolkit's rasteriser) covers exactly for a part without holes."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    c = max(contours, key=lambda c: (cv2.contourArea(c), len(c)))[:, 0, :]
+    pts = [[int(x), int(y)] for x, y in c]
+    while len(pts) < 3:
+        pts.append(list(pts[-1]))
+    return pts
+
+
+def cityscapes_stem(image_id: int) -> tuple[str, str]:
+    """(city, ``{city}_{seq}_{frame}``) of a world image in the Cityscapes layout."""
+    city = CITIES[(image_id - 1) % len(CITIES)]
+    return city, f"{city}_{image_id:06d}_000019"
+
+
+def write_cityscapes_layout(world_root: str | os.PathLike[str],
+                            out_root: str | os.PathLike[str]) -> dict:
+    """Write the COCO-layout world at ``world_root`` as Cityscapes gtFine under ``out_root``.
+
+    ``leftImg8bit/{split}/{city}/*_leftImg8bit.png`` (the decoded world images),
+    ``gtFine/{split}/{city}/*_gtFine_{instanceIds,labelIds}.png`` from the exact masks with the
+    toolkit's id convention (instance ``label_id * 1000 + k``, k counting per class in drawing
+    order; a crowd is a ``persongroup`` region holding the bare label id; background ``road``),
+    and ``*_gtFine_polygons.json`` written with cityscapesscripts' ``Annotation``/``CsPoly``
+    (outline of each object's largest part, in drawing order after a full-image road polygon).
+    Returns counts per split.
+    """
+    from cityscapesscripts.helpers.annotation import Annotation, CsPoly, Point
+    from cityscapesscripts.helpers.labels import name2label
+
+    world_root, out_root = Path(world_root), Path(out_root)
+    background = name2label[CITYSCAPES_BACKGROUND].id
+    summary = {}
+    for split in ("train", "val"):
+        counts = {"images": 0, "instances": 0, "groups": 0}
+        for img, anns, names in _world_images(world_root, split):
+            h, w = img["height"], img["width"]
+            city, stem = cityscapes_stem(img["id"])
+            img_dir = out_root / "leftImg8bit" / split / city
+            gt_dir = out_root / "gtFine" / split / city
+            img_dir.mkdir(parents=True, exist_ok=True)
+            gt_dir.mkdir(parents=True, exist_ok=True)
+            with Image.open(world_root / f"{split}2017" / img["file_name"]) as im:
+                im.convert("RGB").save(img_dir / f"{stem}_leftImg8bit.png")
+            ids = np.full((h, w), background, np.uint16)
+            nth: dict[str, int] = {}
+            annotation = Annotation()
+            annotation.imgWidth, annotation.imgHeight = w, h
+            road = CsPoly()
+            road.label = CITYSCAPES_BACKGROUND
+            road.polygon = [Point(0, 0), Point(w - 1, 0), Point(w - 1, h - 1), Point(0, h - 1)]
+            annotation.objects.append(road)
+            for a in anns:
+                label = CITYSCAPES_LABELS[names[a["category_id"]]]
+                m = _ann_mask(a, h, w)
+                if not m.any():
+                    continue
+                if a.get("iscrowd"):
+                    value, poly_label = name2label[label].id, label + "group"
+                    counts["groups"] += 1
+                else:
+                    value = name2label[label].id * 1000 + nth.get(label, 0)
+                    nth[label] = nth.get(label, 0) + 1
+                    poly_label = label
+                    counts["instances"] += 1
+                ids[m] = value
+                obj = CsPoly()
+                obj.label = poly_label
+                obj.polygon = [Point(x, y) for x, y in _polygon(m)]
+                annotation.objects.append(obj)
+            cv2.imwrite(str(gt_dir / f"{stem}_gtFine_instanceIds.png"), ids)
+            labels = np.where(ids >= 1000, ids // 1000, ids).astype(np.uint8)
+            Image.fromarray(labels).save(gt_dir / f"{stem}_gtFine_labelIds.png")
+            with open(gt_dir / f"{stem}_gtFine_polygons.json", "w") as f:
+                json.dump(annotation.toJsonText(), f, indent=4)
+            counts["images"] += 1
+        summary[split] = counts
+    return summary
+
+
+def bdd100k_name(split: str, image_id: int) -> str:
+    """A BDD100K-like image name (``xxxxxxxx-xxxxxxxx.jpg``) of a world image."""
+    return f"{SPLIT_CODE[split]:08x}-{image_id:08x}.jpg"
+
+
+def write_bdd100k_layout(world_root: str | os.PathLike[str],
+                         out_root: str | os.PathLike[str]) -> dict:
+    """Write the COCO-layout world at ``world_root`` as BDD100K 10K ins_seg under ``out_root``.
+
+    ``images/10k/{split}/*.jpg`` (the world's JPEG bytes), ``labels/ins_seg/bitmasks/{split}/
+    *.png`` (RGBA: R category, G ``crowd << 1``, instance id ``(B << 8) + A``, as
+    ``bdd100k/label/to_mask.py`` writes them) and ``labels/ins_seg/rles/ins_seg_{split}.json``
+    (Scalabel frames with COCO RLEs). The toolkit's own writers need ``scalabel`` with pydantic 1,
+    which cannot share an environment with Snakemake 9, so the documented formats are written here.
+    Returns counts per split.
+    """
+    world_root, out_root = Path(world_root), Path(out_root)
+    summary = {}
+    for split in ("train", "val"):
+        counts = {"images": 0, "instances": 0, "crowd": 0}
+        img_dir = out_root / "images" / "10k" / split
+        bm_dir = out_root / "labels" / "ins_seg" / "bitmasks" / split
+        rle_dir = out_root / "labels" / "ins_seg" / "rles"
+        for d in (img_dir, bm_dir, rle_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        frames = []
+        for img, anns, names in _world_images(world_root, split):
+            h, w = img["height"], img["width"]
+            name = bdd100k_name(split, img["id"])
+            shutil.copyfile(world_root / f"{split}2017" / img["file_name"], img_dir / name)
+            bitmask = np.zeros((h, w, 4), np.uint8)
+            labels = []
+            for a in anns:
+                m = _ann_mask(a, h, w)
+                if not m.any():
+                    continue
+                cat_id, cat = BDD100K_CATEGORIES[names[a["category_id"]]]
+                crowd = bool(a.get("iscrowd"))
+                index = len(labels) + 1
+                bitmask[m] = (cat_id, int(crowd) << 1, index >> 8, index & 255)
+                rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+                labels.append({"id": str(index), "category": cat,
+                               "attributes": {"occluded": False, "truncated": False,
+                                              "crowd": crowd},
+                               "rle": {"counts": rle["counts"].decode("ascii"),
+                                       "size": [h, w]}})
+                counts["crowd" if crowd else "instances"] += 1
+            Image.fromarray(bitmask, mode="RGBA").save(bm_dir / (name[:-4] + ".png"))
+            frames.append({"name": name, "labels": labels})
+            counts["images"] += 1
+        config = {"imageSize": {"height": int(h), "width": int(w)} if frames else None,
+                  "categories": [{"name": n} for _, n in sorted(BDD100K_CATEGORIES.values())]}
+        with open(rle_dir / f"ins_seg_{split}.json", "w") as f:
+            json.dump({"frames": frames, "config": config}, f)
+        summary[split] = counts
+    return summary
+
+
+#: Layout name (a dataset ``format``) -> writer (COCO world root, output root) -> counts.
+LAYOUTS = {"cityscapes": write_cityscapes_layout, "bdd100k": write_bdd100k_layout}
+
+
+def generate_world_in_layout(root: str | os.PathLike[str], layout: str = "coco", **kwargs) -> dict:
+    """:func:`generate_world` (same arguments), written in ``layout`` (coco, cityscapes, bdd100k).
+
+    The COCO world is made in a temporary directory beside ``root`` and converted; ``root``
+    appears complete or not at all. Returns the world's counts per split and, for another
+    layout, the converter's under ``"layout"``.
+    """
+    if layout == "coco":
+        return generate_world(root, **kwargs)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r} (known: coco, {', '.join(LAYOUTS)})")
+    root = Path(root)
+    if root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"{root}: exists and is not empty")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    try:
+        summary = generate_world(tmp / "coco", **kwargs)
+        summary["layout"] = LAYOUTS[layout](tmp / "coco", tmp / "out")
+        if root.exists():
+            root.rmdir()
+        os.replace(tmp / "out", root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return summary
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Write the anonbench demo world (COCO 2017 layout).")
     ap.add_argument("root")

@@ -1,0 +1,78 @@
+"""Cheap checks of a dataset on disk, shared by the ingesters: one clear error naming the file.
+
+``prepare`` runs them before any anonymize or train job. An image is opened for its header
+(format and size) and its last bytes are checked for the format's end marker (JPEG: EOI
+``FF D9``; PNG: the ``IEND`` chunk), which catches a truncated download without decoding
+every image of the split.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from ..manifest import ManifestError
+
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_JPEG_EOI = b"\xff\xd9"
+_TAIL = 4096
+
+
+def require_dir(path: str | os.PathLike[str], what: str) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise ManifestError(f"{path}: {what} not found")
+    return path
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(width, height)`` of an image file; raises :class:`ManifestError` if it is missing,
+    not an image, or truncated (no end marker)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            size, fmt = im.size, im.format
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: image not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ManifestError(f"{path}: not a readable image ({e})") from None
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        n = f.tell()
+        f.seek(max(0, n - _TAIL))
+        tail = f.read()
+    if fmt == "PNG" and not tail.endswith(_PNG_IEND):
+        raise ManifestError(f"{path}: truncated PNG (no IEND chunk at the end)")
+    if fmt == "JPEG" and not tail.rstrip(b"\x00\r\n ").endswith(_JPEG_EOI):
+        raise ManifestError(f"{path}: truncated JPEG (no end-of-image marker)")
+    return size
+
+
+def read_json(path: str | os.PathLike[str], what: str) -> Any:
+    path = Path(path)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: {what} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ManifestError(f"{path}: not valid JSON ({e})") from None
+
+
+def new_summary(extra_reasons: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"images": 0, "persons_kept": 0,
+            "persons_skipped": {r: 0 for r in ("crowd", *extra_reasons)},
+            "instances": {}}
+
+
+def mask_bbox(mask) -> list[float]:
+    """COCO ``[x, y, w, h]`` of a non-empty bool mask (pixel extents, like pycocotools)."""
+    import numpy as np
+
+    ys = np.flatnonzero(mask.any(axis=1))
+    xs = np.flatnonzero(mask.any(axis=0))
+    return [float(xs[0]), float(ys[0]), float(xs[-1] - xs[0] + 1), float(ys[-1] - ys[0] + 1)]

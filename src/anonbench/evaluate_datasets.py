@@ -1,0 +1,70 @@
+"""Which evaluation a validation manifest gets: the dataset format's own (registry).
+
+``coco`` (and the demo world): pycocotools, :mod:`anonbench.evaluate` (box/segm or box/keypoints
+by architecture). ``cityscapes``: the official instance-level evaluation,
+:mod:`anonbench.evaluate_cityscapes`. ``bdd100k``: the toolkit's where it runs, else COCO-style
+AP, :mod:`anonbench.evaluate_bdd100k`. The format is the manifest's ``info.format``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any, Callable
+
+from .manifest import Manifest, load_manifest
+
+Evaluation = dict[str, Any]  # {"metrics", "evaluator", "iou_types", "versions"}
+
+
+def _coco(manifest: Manifest, results: list[dict[str, Any]], arch: str) -> Evaluation:
+    from .evaluate import EVALUATOR, evaluate_coco, versions
+
+    iou_types = ["bbox", "segm"] if arch == "mask_rcnn" else ["bbox", "keypoints"]
+    return {"metrics": evaluate_coco(manifest, results, iou_types), "evaluator": EVALUATOR,
+            "iou_types": iou_types, "versions": versions()}
+
+
+def _needs_masks(fmt: str, arch: str) -> None:
+    if arch != "mask_rcnn":
+        raise ValueError(f"{fmt} is evaluated on instance masks; model arch {arch!r} predicts "
+                         "none (use mask_rcnn)")
+
+
+def _cityscapes(manifest: Manifest, results: list[dict[str, Any]], arch: str) -> Evaluation:
+    from . import evaluate, evaluate_cityscapes
+
+    _needs_masks("cityscapes", arch)
+    log = io.StringIO()
+    metrics = evaluate_cityscapes.evaluate_cityscapes(manifest, results, log=log)
+    print(log.getvalue())
+    return {"metrics": metrics, "evaluator": evaluate_cityscapes.EVALUATOR, "iou_types": ["segm"],
+            "versions": {**evaluate.versions(), **evaluate_cityscapes.versions()}}
+
+
+def _bdd100k(manifest: Manifest, results: list[dict[str, Any]], arch: str) -> Evaluation:
+    from . import evaluate, evaluate_bdd100k
+
+    _needs_masks("bdd100k", arch)
+    metrics, evaluator = evaluate_bdd100k.evaluate_bdd100k(manifest, results)
+    return {"metrics": metrics, "evaluator": evaluator,
+            "iou_types": sorted({k.split("/", 1)[0] for k in metrics}),
+            "versions": {**evaluate.versions(), **evaluate_bdd100k.versions()}}
+
+
+#: Registry: dataset format -> evaluation (manifest, results, model arch) -> Evaluation.
+EVALUATORS: dict[str, Callable[[Manifest, list[dict[str, Any]], str], Evaluation]] = {
+    "coco": _coco, "cityscapes": _cityscapes, "bdd100k": _bdd100k}
+
+
+def evaluate_manifest(val_manifest: str | os.PathLike[str] | Manifest,
+                      results: list[dict[str, Any]], arch: str) -> Evaluation:
+    """Evaluate ``results`` on the validation manifest with its format's evaluation."""
+    manifest = val_manifest if isinstance(val_manifest, dict) else load_manifest(val_manifest)
+    fmt = manifest["info"].get("format", "coco")
+    try:
+        fn = EVALUATORS[fmt]
+    except KeyError:
+        raise ValueError(f"no evaluation for dataset format {fmt!r} "
+                         f"(known: {', '.join(EVALUATORS)})") from None
+    return fn(manifest, results, arch)
