@@ -29,6 +29,8 @@ class Region:
 
     mask: np.ndarray  # bool (H, W)
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # x0, y0, x1, y1
+    #: per face/person data for methods that synthesize each one (realistic; see anonbench.realistic)
+    instances: list[Any] = field(default_factory=list)
 
     def any(self) -> bool:
         return bool(self.boxes) and bool(self.mask.any())
@@ -88,8 +90,14 @@ def _maskout(image: np.ndarray, region: Region, opts: dict[str, Any]) -> np.ndar
     return maskout_region(image, region.mask, int(opts.get("value", 127)))
 
 
+def _realistic(image: np.ndarray, region: Region, opts: dict[str, Any]) -> np.ndarray:
+    from .realistic import anonymize_realistic  # torch and the generators load on first use
+
+    return anonymize_realistic(image, region, opts)
+
+
 #: Registry: variant ``method`` -> function (image, region, variant options) -> image.
-METHODS: dict[str, MaskMethod] = {"blur": _blur, "maskout": _maskout}
+METHODS: dict[str, MaskMethod] = {"blur": _blur, "maskout": _maskout, "realistic": _realistic}
 
 
 def region_mask(height: int, width: int, anns: list[dict[str, Any]], faces: list[dict[str, Any]],
@@ -99,7 +107,12 @@ def region_mask(height: int, width: int, anns: list[dict[str, Any]], faces: list
     ``face``: the matched face boxes. ``body``: every person instance marked ``anonymize``,
     its mask dilated (``dilation`` option, see :mod:`anonbench.regions`); bodies whose tight
     box is smaller than ``min_body_size``^2 are skipped when that option is set.
+    ``realistic``: the same, with each face/person's crop in ``instances``.
     """
+    if variant.get("method") == "realistic":
+        from .realistic import realistic_region
+
+        return realistic_region(height, width, anns, faces, variant)
     region = Region(np.zeros((height, width), dtype=bool))
     if variant["region"] == "face":
         for f in faces:
@@ -156,6 +169,8 @@ def anonymize_shard(shard_manifest: str, faces_json: str | None, variant: dict[s
     if out.exists():
         shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.*"):  # left by a job killed with SIGKILL
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     stats = {"images": 0, "anonymized_images": 0, "copied_images": 0, "regions": 0,
              "region_pixels": 0}
