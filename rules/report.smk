@@ -3,7 +3,8 @@
 
 rule table:
     input:
-        lambda w: anonbench_config.table_metrics_files(config, w.table),
+        metrics=lambda w: anonbench_config.table_metrics_files(config, w.table),
+        audits=lambda w: anonbench_config.table_audit_files(config, w.table),
     output:
         md="results/tables/{table}.md",
         csv="results/tables/{table}.csv",

@@ -136,3 +136,49 @@ def test_same_input_same_bytes(tmp_path, astronaut):
         anonymize.anonymize_shard(str(tmp_path / "shard.json"), None, variant,
                                   str(tmp_path / name), progress=False)
     assert (tmp_path / "x" / "a.jpg").read_bytes() == (tmp_path / "y" / "a.jpg").read_bytes()
+
+
+def test_sigkilled_shard_leaves_no_output_and_reruns_cleanly(tmp_path, astronaut):
+    """A job killed mid-shard (no cleanup runs) leaves only a hidden temporary directory, never
+    a partial shard; the rerun removes the leftover and writes the complete shard."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "imgs"
+    for i in range(40):
+        images.write_image(root / f"{i:03d}.jpg", np.roll(astronaut, 7 * i, axis=1))
+    mask = np.zeros((512, 512), bool)
+    mask[100:400, 150:350] = True
+    m = {"info": {"image_root": str(root), "shard": "000"},
+         "images": [{"id": i + 1, "file_name": f"{i:03d}.jpg", "width": 512, "height": 512}
+                    for i in range(40)],
+         "annotations": [{"id": i + 1, "image_id": i + 1, "category_id": 1,
+                          "bbox": [150, 100, 200, 300], "segmentation": encode_mask(mask),
+                          "iscrowd": 0, "anonymize": True} for i in range(40)],
+         "categories": [{"id": 1, "name": "person"}]}
+    write_json(tmp_path / "shard.json", m)
+    variant = {"region": "body", "method": "blur", "sigma": 7}
+    out = tmp_path / "anon" / "000"
+    code = ("import json, sys; from anonbench import anonymize; "
+            "anonymize.anonymize_shard(sys.argv[1], None, json.loads(sys.argv[2]), sys.argv[3], "
+            "progress=False)")
+    p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "shard.json"),
+                          json.dumps(variant), str(out)])
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        if len(list((tmp_path / "anon").glob(".000.*/*.jpg"))) >= 3:
+            break
+        time.sleep(0.01)
+    assert p.poll() is None, "the job ended before it could be killed"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not out.exists()
+    assert list((tmp_path / "anon").glob(".000.*"))  # the killed job's leftover
+    anonymize.anonymize_shard(str(tmp_path / "shard.json"), None, variant, str(out),
+                              progress=False)
+    assert len(list(out.glob("*.jpg"))) == 40
+    assert [p.name for p in (tmp_path / "anon").iterdir()] == ["000"]

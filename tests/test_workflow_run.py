@@ -40,6 +40,10 @@ def test_tiny_world_end_to_end(tiny_run):
     assert [r.split("|")[1].strip() for r in rows] == config["tables"]["table1"]["variants"]
     for r in rows:
         assert r.count("±") == 3  # every cell filled: mean ± stderr over 2 seeds
+    # the privacy audit's column: mask-out leaves (almost) no pixel of a body as it was
+    assert "| px unchanged % |" in md
+    audit = json.loads((work / "results/demo/audit/body-maskout.json").read_text())
+    assert audit["regions"] > 0 and audit["unchanged_mean"] < 0.1
     rec = json.loads((work / "results/demo/metrics/body-maskout/maskrcnn-demo/seed1.json")
                      .read_text())
     assert rec["variant"] == "body-maskout" and rec["seed"] == 1
@@ -65,5 +69,49 @@ def test_changing_one_variant_reruns_only_that_variant(tiny_run, tmp_path):
     counts = job_counts(out)
     counts.pop("all", None)  # the target rule reruns whenever anything does
     assert counts == {"anonymize": 2, "variant_manifest": 1, "train": 2, "evaluate": 2,
-                      "table": 1}
+                      "audit_shard": 2, "audit": 1, "table": 1}
     assert "body-maskout" not in "".join(l for l in out.splitlines() if "wildcards:" in l)
+
+
+def test_killed_run_resumes_without_redoing_and_gives_the_same_table(tiny_run, tmp_path):
+    """SIGKILL the whole run while a training job is writing, rerun: finished jobs are kept,
+    the killed one is redone, and the table equals the one of the uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    work, cfg, _, _ = tiny_run
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+           "--cores", "1", "--configfile", str(cfg), "--replace-workflow-config"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                         start_new_session=True)
+    runs = tmp_path / "results/demo/runs"
+    deadline = time.time() + 600
+    try:
+        while time.time() < deadline and p.poll() is None:
+            partial = {f.parent for f in runs.glob("*/*/seed*/.train_log.jsonl.tmp")}
+            finished = {f.parent for f in runs.glob("*/*/seed*/model.pt")} - partial
+            shards = list((tmp_path / "results/demo/anonymized").glob("*/0*"))
+            if partial and finished and shards:
+                break  # shards and one training job finished, another one is half-way
+            time.sleep(0.02)
+        assert p.poll() is None, "the run ended before it could be killed"
+        os.killpg(p.pid, signal.SIGKILL)
+    finally:
+        p.wait()
+    done = {d / "model.pt": (d / "model.pt").stat().st_mtime_ns for d in finished}
+    shards = {d: d.stat().st_mtime_ns for d in (tmp_path / "results/demo/anonymized").glob("*/0*")}
+    assert done and shards
+    # SIGKILL leaves Snakemake's lock behind: the documented way back is --unlock, then rerun
+    snakemake(tmp_path, "--unlock", configfile=cfg)
+    snakemake(tmp_path, "--rerun-incomplete", configfile=cfg)
+    assert {f: f.stat().st_mtime_ns for f in done} == done  # finished runs were not redone
+    assert {d: d.stat().st_mtime_ns for d in shards} == shards
+    assert not list(tmp_path.glob("results/**/.*.tmp"))
+    assert ((tmp_path / "results/tables/table1.md").read_text()
+            == (work / "results/tables/table1.md").read_text())

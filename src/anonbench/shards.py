@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .manifest import Manifest, subset
+from .manifest import Manifest
 
 
 def shard_names(n: int) -> list[str]:
@@ -22,12 +22,20 @@ def split_shards(manifest: Manifest, n: int) -> list[Manifest]:
     """
     if n < 1:
         raise ValueError("the number of shards must be >= 1")
-    ids = sorted(img["id"] for img in manifest["images"])
+    images = sorted(manifest["images"], key=lambda img: img["id"])
+    anns_of: dict[int, list[dict[str, Any]]] = {img["id"]: [] for img in images}
+    for a in manifest["annotations"]:  # one pass: O(images + annotations) for any n
+        anns_of.setdefault(a["image_id"], []).append(a)
     names = shard_names(n)
     out = []
     for i, name in enumerate(names):
-        lo, hi = len(ids) * i // n, len(ids) * (i + 1) // n
-        out.append(subset(manifest, ids[lo:hi], shard=name, num_shards=n))
+        part = images[len(images) * i // n: len(images) * (i + 1) // n]
+        out.append({
+            "info": {**manifest["info"], "shard": name, "num_shards": n},
+            "images": part,
+            "annotations": [a for img in part for a in anns_of[img["id"]]],
+            "categories": manifest["categories"],
+        })
     return out
 
 

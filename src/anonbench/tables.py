@@ -71,27 +71,63 @@ def format_cell(c: dict[str, Any], digits: int = 1) -> str:
     return s
 
 
+PRIVACY_COLUMN = "px unchanged %"
+
+
+def load_audits(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Privacy audits by variant name."""
+    out = {}
+    for p in paths:
+        with open(p) as f:
+            a = json.load(f)
+        out[a["variant"]] = a
+    return out
+
+
+def privacy_cell(audit: dict[str, Any] | None) -> str:
+    """Mean % of region pixels within the tolerance of the original; '-' when not anonymized."""
+    if audit is None:
+        return "-"
+    if not audit["regions"]:
+        return "no regions"
+    return f"{100.0 * audit['unchanged_mean']:.1f}"
+
+
 def render_markdown(name: str, table: dict[str, Any], rows: list[dict[str, Any]],
-                    provenance: str) -> str:
+                    provenance: str, audits: dict[str, dict[str, Any]] | None = None) -> str:
     cols = list(table["metrics"])
     n = sorted({c["n"] for r in rows for c in r["columns"].values()})
     lines = [f"# {name}: {table.get('title', '')}".rstrip(": "), "", f"> {provenance}", "",
              f"Dataset `{table['dataset']}`, model `{table['model']}`; mean ± standard error over "
              f"{'/'.join(map(str, n))} seeds; in brackets the difference to "
              f"`{table.get('baseline', 'original')}`.", "",
-             "| variant | " + " | ".join(cols) + " |",
-             "| --- | " + " | ".join("---" for _ in cols) + " |"]
+             "| variant | " + " | ".join(cols) + (f" | {PRIVACY_COLUMN}" if audits is not None
+                                                  else "") + " |",
+             "| --- | " + " | ".join("---" for _ in cols) + (" | ---" if audits is not None
+                                                             else "") + " |"]
     for r in rows:
-        lines.append(f"| {r['variant']} | "
-                     + " | ".join(format_cell(r["columns"][c]) for c in cols) + " |")
+        cells = [format_cell(r["columns"][c]) for c in cols]
+        if audits is not None:
+            cells.append(privacy_cell(audits.get(r["variant"])))
+        lines.append(f"| {r['variant']} | " + " | ".join(cells) + " |")
+    if audits is not None:
+        tol = sorted({a["tolerance"] for a in audits.values()})
+        lines += ["", f"{PRIVACY_COLUMN}: privacy audit, mean over the anonymized regions of the "
+                  f"share of pixels within {'/'.join(map(str, tol)) or 2} levels of the original "
+                  "(blur keeps flat areas; 0 = every pixel replaced). No region was left untouched."]
     return "\n".join(lines) + "\n"
 
 
-def render_csv(rows: list[dict[str, Any]]) -> str:
+def render_csv(rows: list[dict[str, Any]],
+               audits: dict[str, dict[str, Any]] | None = None) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["variant", "metric", "mean", "stderr", "delta", "n", "seeds"])
     for r in rows:
+        a = (audits or {}).get(r["variant"])
+        if a is not None and a["regions"]:
+            w.writerow([r["variant"], "privacy/unchanged_fraction", f"{a['unchanged_mean']:.4f}",
+                        "", "", a["regions"], ""])
         for col, c in r["columns"].items():
             w.writerow([r["variant"], col, f"{c['mean']:.4f}",
                         "" if c["stderr"] is None else f"{c['stderr']:.4f}",
