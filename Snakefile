@@ -15,6 +15,7 @@ include: "rules/annotate.smk"
 include: "rules/anonymize.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/audit.smk"
 include: "rules/report.smk"
 
 

@@ -1,40 +1,120 @@
 """The DAG: which jobs a target needs, counted from dry runs of the real Snakefile."""
 
+import copy
+
 from conftest import fake_coco_root, job_counts, snakemake, write_config
 
 
-def expected_counts(config, table):
+def expected_jobs(config, table):
+    """The jobs a table needs, as {rule: set of job keys} (sets, so that tables can share)."""
     t = config["tables"][table]
-    d = config["datasets"][t["dataset"]]
-    seeds = len(t.get("seeds", config["seeds"]))
-    variants = [config["variants"][v] for v in t["variants"]]
-    anonymized = [v for v in variants if v["method"] != "none"]
-    counts = {"prepare": 2, "shards": 1,
-              "faces": d["shards"] if any(v.get("region") == "face" for v in variants) else 0,
-              "anonymize": d["shards"] * len(anonymized),
-              "variant_manifest": len(variants), "train": len(variants) * seeds,
-              "evaluate": len(variants) * seeds, "table": 1}
+    name = t["dataset"]
+    d = config["datasets"][name]
+    seeds = t.get("seeds", config["seeds"])
+    variants = {v: config["variants"][v] for v in t["variants"]}
+    anonymized = [v for v, c in variants.items() if c["method"] != "none"]
+    shards = range(d["shards"])
+    jobs = {"prepare": {(name, s) for s in ("train", "val")}, "shards": {name},
+            "faces": ({(name, k) for k in shards}
+                      if any(c.get("region") == "face" for c in variants.values()) else set()),
+            "anonymize": {(name, v, k) for v in anonymized for k in shards
+                          if variants[v]["method"] != "realistic"},
+            "anonymize_realistic": {(name, v, k) for v in anonymized for k in shards
+                                    if variants[v]["method"] == "realistic"},
+            "variant_manifest": {(name, v) for v in variants},
+            "train": {(name, v, t["model"], s) for v in variants for s in seeds},
+            "evaluate": {(name, v, t["model"], s) for v in variants for s in seeds},
+            "table": {table}}
+    if t.get("privacy", True):  # the privacy audit's column
+        jobs["audit_shard"] = {(name, v, k) for v in anonymized for k in shards}
+        jobs["audit"] = {(name, v) for v in anonymized}
     if "generate" in d:
-        counts["demo_world"] = 1
-    return {k: v for k, v in counts.items() if v}
+        jobs["demo_world"] = {name}
+    return jobs
+
+
+def expected_counts(config, *tables):
+    """Job counts of the given tables together (shared jobs counted once)."""
+    union = {}
+    for table in tables:
+        for rule, keys in expected_jobs(config, table).items():
+            union.setdefault(rule, set()).update(keys)
+    return {rule: len(keys) for rule, keys in union.items() if keys}
+
+
+def fake_cityscapes_root(root):
+    for split in ("train", "val"):
+        for d in ("leftImg8bit", "gtFine"):
+            (root / d / split).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def fake_bdd100k_root(root):
+    for split in ("train", "val"):
+        (root / "images" / "10k" / split).mkdir(parents=True, exist_ok=True)
+        rles = root / "labels" / "ins_seg" / "rles"
+        rles.mkdir(parents=True, exist_ok=True)
+        (rles / f"ins_seg_{split}.json").write_text("[]")
+    return root
+
+
+def fake_paper_roots(paper_config, tmp_path):
+    """Point the paper config's three datasets at files the parse-time check accepts."""
+    ds = paper_config["datasets"]
+    ds["coco"]["root"] = str(fake_coco_root(tmp_path / "coco"))
+    ds["cityscapes"]["root"] = str(fake_cityscapes_root(tmp_path / "cityscapes"))
+    ds["bdd100k"]["root"] = str(fake_bdd100k_root(tmp_path / "bdd100k"))
+    return paper_config
 
 
 def test_paper_table_dry_run_lists_exactly_the_needed_jobs(paper_config, tmp_path):
-    paper_config["datasets"]["coco"]["root"] = str(fake_coco_root(tmp_path / "coco"))
+    fake_paper_roots(paper_config, tmp_path)
     cfg = write_config(tmp_path / "paper.yaml", paper_config)
     p = snakemake(tmp_path, "-n", "results/tables/table3.md", configfile=cfg)
     counts = job_counts(p.stdout + p.stderr)
     assert counts == expected_counts(paper_config, "table3")
-    assert counts["anonymize"] == 4 * 64 and counts["train"] == 15
+    assert counts["anonymize"] == 4 * 64 and counts["anonymize_realistic"] == 4 * 64
+    assert counts["train"] == 9 * 3
 
 
 def test_paper_all_tables_share_jobs(paper_config, tmp_path):
-    paper_config["datasets"]["coco"]["root"] = str(fake_coco_root(tmp_path / "coco"))
+    fake_paper_roots(paper_config, tmp_path)
     cfg = write_config(tmp_path / "paper.yaml", paper_config)
     counts = job_counts(snakemake(tmp_path, "-n", configfile=cfg).stdout)
-    # tableA2's variants are a subset of table3's: anonymization is shared, training is not
-    assert counts["anonymize"] == 4 * 64
-    assert counts["train"] == 15 + 12 and counts["table"] == 2
+    # tableA2's variants are a subset of table3's: anonymization is shared, training is not;
+    # table1 (Cityscapes, 16 shards) and table2 (BDD100K, 16 shards) add their own jobs, and
+    # the realistic ablations (Cityscapes) share table1's runs of the variants both have
+    assert counts["anonymize"] == 4 * 64 + 4 * 16 + 4 * 16
+    assert counts["anonymize_realistic"] == 4 * 64 + 8 * 16 + 4 * 16
+    assert counts["train"] == 27 + 12 + 27 + 27 + 4 * 3 and counts["table"] == 5
+    assert counts["prepare"] == 3 * 2
+    expected = expected_counts(paper_config, *paper_config["tables"])
+    expected["all"] = 1
+    assert counts == expected
+
+
+def test_paper_cityscapes_table_builds_only_cityscapes_jobs(paper_config, tmp_path):
+    fake_paper_roots(paper_config, tmp_path)
+    cfg = write_config(tmp_path / "paper.yaml", paper_config)
+    p = snakemake(tmp_path, "-n", "results/tables/table1.md", configfile=cfg)
+    assert job_counts(p.stdout) == expected_counts(paper_config, "table1")
+    assert "results/coco/" not in p.stdout and "results/bdd100k/" not in p.stdout
+
+
+def test_demo_worlds_in_all_three_formats(demo_config, tmp_path):
+    """One config, the demo world as COCO, Cityscapes and BDD100K datasets: one chain each."""
+    cfg = copy.deepcopy(demo_config)
+    demo = cfg["datasets"]["demo"]
+    for fmt in ("cityscapes", "bdd100k"):
+        cfg["datasets"][f"demo_{fmt}"] = {**copy.deepcopy(demo), "format": fmt}
+        cfg["tables"][f"table_{fmt}"] = {**copy.deepcopy(cfg["tables"]["table1"]),
+                                         "dataset": f"demo_{fmt}"}
+    path = write_config(tmp_path / "c.yaml", cfg)
+    counts = job_counts(snakemake(tmp_path, "-n", configfile=path).stdout)
+    expected = expected_counts(cfg, *cfg["tables"])
+    expected["all"] = 1
+    assert counts == expected
+    assert counts["demo_world"] == 3 and counts["prepare"] == 6 and counts["table"] == 3
 
 
 def test_demo_default_target(demo_config, tmp_path):

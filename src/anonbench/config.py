@@ -91,6 +91,15 @@ def table_metrics_files(config: dict[str, Any], table: str) -> list[str]:
             for v in t["variants"] for s in table_seeds(config, table)]
 
 
+def table_audit_files(config: dict[str, Any], table: str) -> list[str]:
+    """The privacy audits a table shows: one per anonymizing variant (none if privacy: false)."""
+    t = config["tables"][table]
+    if not t.get("privacy", True):
+        return []
+    return [f"results/{t['dataset']}/audit/{v}.json" for v in t["variants"]
+            if config["variants"][v]["method"] != "none"]
+
+
 def dataset_root(config: dict[str, Any], dataset: str) -> str:
     """Where a dataset lies: its ``root``, or ``results/{dataset}/world`` when generated."""
     d = config["datasets"][dataset]
@@ -99,11 +108,10 @@ def dataset_root(config: dict[str, Any], dataset: str) -> str:
 
 def annotation_inputs(config: dict[str, Any], dataset: str, split: str) -> list[str]:
     """The annotation files of a dataset on disk, so that Snakemake notices when they change."""
-    from .datasets import ROOT_MARKERS
+    from .datasets import annotation_files
 
     d = config["datasets"][dataset]
-    return [os.path.join(d["root"], m.format(split=split)) for m in ROOT_MARKERS[d["format"]]
-            if m.endswith(".json")]
+    return annotation_files(d["format"], d["root"], split)
 
 
 def provenance(config: dict[str, Any], dataset: str) -> str:

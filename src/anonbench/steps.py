@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -26,7 +27,13 @@ def logged(log: str | None) -> Iterator[None]:
     with open(log, "w", buffering=1) as f, contextlib.redirect_stdout(f), \
             contextlib.redirect_stderr(f):
         t0 = time.perf_counter()
-        yield
+        try:
+            yield
+        except BaseException:
+            # the rule's log is what Snakemake (and SLURM's failure report) shows: put the
+            # traceback there too, then let Snakemake report the error as usual
+            traceback.print_exc(file=f)
+            raise
         print(f"done in {time.perf_counter() - t0:.1f} s", file=f)
 
 
@@ -35,18 +42,20 @@ def demo_world(root: str, generate: dict[str, Any]) -> None:
 
     if os.path.isdir(root):  # a stale, incomplete world from an interrupted run
         shutil.rmtree(root)
-    summary = demo.generate_world(root, seed=generate.get("seed", 0),
-                                  n_train=generate.get("train_images", 200),
-                                  n_val=generate.get("val_images", 60),
-                                  width=generate.get("width", 256),
-                                  height=generate.get("height", 160))
+    summary = demo.generate_world_in_layout(root, generate.get("layout", "coco"),
+                                            seed=generate.get("seed", 0),
+                                            n_train=generate.get("train_images", 200),
+                                            n_val=generate.get("val_images", 60),
+                                            width=generate.get("width", 256),
+                                            height=generate.get("height", 160))
     print(json.dumps(summary, indent=1))
 
 
 def prepare(fmt: str, root: str, split: str, dataset: str, out: str) -> None:
-    from .datasets import load_split
+    from .datasets import load_split, summary_line
 
     manifest = load_split(fmt, root, split, dataset)
+    print(summary_line(dataset, fmt, split, manifest["info"].get("summary", {})))
     print(f"{dataset}/{split}: {json.dumps(manifest['info'].get('summary', {}))}")
     write_json(out, manifest)
 
@@ -65,10 +74,25 @@ def make_shards(prepared: str, n: int, out_dir: str) -> None:
     os.replace(tmp, out)
 
 
-def faces(shard_json: str, cfg: dict[str, Any], out: str) -> None:
-    result = annotate.detect_faces(load_manifest(shard_json), cfg)
+def faces(shard_json: str, cfg: dict[str, Any], out: str, *, keypoints_json: str | None = None,
+          threads: int = 1) -> None:
+    keypoints = None
+    if keypoints_json:
+        with open(keypoints_json) as f:
+            keypoints = json.load(f)
+    result = annotate.detect_faces(load_manifest(shard_json), cfg, keypoints=keypoints,
+                                   threads=threads, progress=True)
     print(f"shard {result['shard']}: {result['persons_with_face']} of {result['persons']} "
-          f"persons with a face ({result['detector']})")
+          f"persons with a face ({result['detector']}; {result['detections']} detections, "
+          f"{result['unmatched_detections']} unmatched)")
+    write_json(out, result)
+
+
+def keypoints(shard_json: str, cfg: dict[str, Any], out: str, *, threads: int = 1) -> None:
+    result = annotate.estimate_keypoints(load_manifest(shard_json), cfg, threads=threads,
+                                         progress=True)
+    print(f"shard {result['shard']}: {result['persons_with_keypoints']} of {result['persons']} "
+          f"persons with keypoints ({result['estimator']})")
     write_json(out, result)
 
 
@@ -103,24 +127,48 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
 def evaluate(checkpoint: str, val_manifest: str, model_cfg: dict[str, Any], record: dict[str, Any],
              threads: int, predictions_out: str, metrics_out: str) -> None:
     from .backends import get_backend
-    from .evaluate import evaluate_coco, metrics_record
+    from .evaluate import metrics_record
+    from .evaluate_datasets import evaluate_manifest
 
     results = get_backend(model_cfg["backend"]).predict(checkpoint, val_manifest, threads=threads)
     write_json(predictions_out, results)
-    iou_types = ["bbox", "segm"] if model_cfg["arch"] == "mask_rcnn" else ["bbox", "keypoints"]
-    metrics = evaluate_coco(val_manifest, results, iou_types)
-    rec = metrics_record(metrics, **record)
+    ev = evaluate_manifest(val_manifest, results, model_cfg["arch"])  # per dataset format
+    rec = metrics_record(ev["metrics"], **record, iou_types=ev["iou_types"],
+                         evaluator=ev["evaluator"], versions=ev["versions"])
     print(json.dumps(rec["metrics"], indent=1))
     write_json(metrics_out, rec, indent=1)
 
 
-def table(name: str, table_cfg: dict[str, Any], metrics_files: list[str], provenance: str,
-          out_md: str, out_csv: str) -> None:
+def table(name: str, table_cfg: dict[str, Any], metrics_files: list[str], audit_files: list[str],
+          provenance: str, out_md: str, out_csv: str) -> None:
     rows = tables.build_rows(tables.load_records(metrics_files), {**table_cfg, "name": name})
-    md = tables.render_markdown(name, table_cfg, rows, provenance)
-    write_csv = tables.render_csv(rows)
+    audits = tables.load_audits(audit_files) if audit_files else None
+    md = tables.render_markdown(name, table_cfg, rows, provenance, audits=audits)
+    write_csv = tables.render_csv(rows, audits=audits)
     from .manifest import atomic_write_text
 
     atomic_write_text(out_csv, write_csv)
     atomic_write_text(out_md, md)
     print(md)
+
+
+def audit_shard(shard_json: str, faces_json: str | None, variant: dict[str, Any],
+                anonymized_dir: str, out: str) -> None:
+    from . import audit
+
+    result = audit.audit_shard(shard_json, faces_json, variant, anonymized_dir, progress=True)
+    print(json.dumps({k: v for k, v in result.items() if k != "fractions"}))
+    write_json(out, result)
+
+
+def audit_variant(shard_audits: list[str], variant_name: str, variant: dict[str, Any],
+                  out: str) -> None:
+    from . import audit
+
+    shards = []
+    for p in shard_audits:
+        with open(p) as f:
+            shards.append(json.load(f))
+    result = audit.merge(shards, variant_name, variant)
+    print(json.dumps({k: v for k, v in result.items() if k != "fractions"}))
+    write_json(out, result)
