@@ -24,7 +24,7 @@ SITE_VARS = ("ANONBENCH_SLURM_ACCOUNT", "ANONBENCH_SLURM_PARTITION",
              "ANONBENCH_SLURM_GPU_PARTITION", "ANONBENCH_SLURM_GPU_MODEL",
              "ANONBENCH_SLURM_ANNOTATE_PARTITION")
 GPU_RULES = {"train", "evaluate"}          # always a GPU, on the GPU partition
-ANNOTATE = {"faces", "keypoints"}          # a GPU only for GPU models (gpu=1 from the rule)
+ANNOTATE = {"faces", "keypoints", "anonymize_realistic"}  # a GPU only for GPU models (gpu=1)
 GROUP = "shardwork"                        # the profile's group of the per-shard CPU jobs
 GROUPED = {"anonymize", "audit_shard"}
 GROUP_COMPONENTS = 16                      # the profile's group-components
@@ -115,6 +115,7 @@ def tiny(config):
 # --- the profile, dry runs (no SLURM needed) ------------------------------------------------
 
 def test_profile_sizes_and_site_overrides(demo_config, tmp_path):
+    demo_config["tables"]["table1"]["variants"].append("body-realistic")  # anonymize_realistic
     cfg = write_config(tmp_path / "c.yaml", demo_config)
     plain = dry_run_jobs(profile_snakemake(tmp_path, "-n", configfile=cfg).stdout)
     site = {"ANONBENCH_SLURM_ACCOUNT": "proj42", "ANONBENCH_SLURM_PARTITION": "cpu-short",
@@ -123,7 +124,7 @@ def test_profile_sizes_and_site_overrides(demo_config, tmp_path):
     overridden = dry_run_jobs(profile_snakemake(tmp_path, "-n", configfile=cfg,
                                                 env=site).stdout)
     rules = {r for r, _, _ in plain}
-    assert GPU_RULES | GROUPED | {"faces", "prepare", "table"} <= rules, rules
+    assert GPU_RULES | GROUPED | {"faces", "anonymize_realistic", "prepare", "table"} <= rules, rules
     for rule, res, in_group in plain:
         assert in_group == (rule in GROUPED), rule
         assert "slurm_account" not in res
