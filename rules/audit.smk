@@ -20,6 +20,7 @@ rule audit_shard:
     params:
         shard=lambda w: f"results/{w.dataset}/prepared/shards/{w.shard}.json",
         variant=variant_cfg,
+        audit=config.get("audit", {}),
     log:
         "results/logs/audit/{dataset}_{variant}_{shard}.log",
     script:

@@ -44,6 +44,11 @@ def test_tiny_world_end_to_end(tiny_run):
     assert "| px unchanged % |" in md
     audit = json.loads((work / "results/demo/audit/body-maskout.json").read_text())
     assert audit["regions"] > 0 and audit["unchanged_mean"] < 0.1
+    # face variants: the offline face detector was run again on originals and anonymized images
+    faces = json.loads((work / "results/demo/audit/face-blur.json").read_text())
+    assert faces["face_check"]["detector"] == "centerface", faces.get("face_check")
+    assert faces["faces_detected"]["faces"] == faces["regions"] + faces["flat_regions"]
+    assert "faces_detected" not in audit
     rec = json.loads((work / "results/demo/metrics/body-maskout/maskrcnn-demo/seed1.json")
                      .read_text())
     assert rec["variant"] == "body-maskout" and rec["seed"] == 1

