@@ -83,10 +83,14 @@ def test_paper_all_tables_share_jobs(paper_config, tmp_path):
     counts = job_counts(snakemake(tmp_path, "-n", configfile=cfg).stdout)
     # tableA2's variants are a subset of table3's: anonymization is shared, training is not;
     # table1 (Cityscapes, 16 shards) and table2 (BDD100K, 16 shards) add their own jobs, and
-    # the realistic ablations (Cityscapes) share table1's runs of the variants both have
+    # the realistic ablations (Cityscapes) share table1's runs of the variants both have; the
+    # depth (R-101, R-152: 3 variants), no-person (4 variants) and RetinaNet (table3's 9
+    # variants) ablations add training runs only (their variants are anonymized already), and
+    # ablation-depth-r50 adds none (table1's runs)
     assert counts["anonymize"] == 4 * 64 + 4 * 16 + 4 * 16
     assert counts["anonymize_realistic"] == 4 * 64 + 8 * 16 + 4 * 16
-    assert counts["train"] == 27 + 12 + 27 + 27 + 4 * 3 and counts["table"] == 5
+    assert counts["train"] == 27 + 12 + 27 + 27 + 4 * 3 + 2 * 9 + 12 + 27
+    assert counts["table"] == 10
     assert counts["prepare"] == 3 * 2
     expected = expected_counts(paper_config, *paper_config["tables"])
     expected["all"] = 1

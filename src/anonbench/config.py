@@ -61,6 +61,20 @@ def check_config(config: dict[str, Any], *, check_roots: bool = True) -> None:
             check_model_config(m)
         except ValueError as e:
             raise ConfigError(f"models.{name}: {str(e).removeprefix('model config: ')}") from None
+    from .evaluate_datasets import arch_iou_types
+
+    for name, t in config["tables"].items():  # what the table asks of what the model predicts
+        arch = models[t["model"]].get("arch")
+        kinds = arch_iou_types(arch)
+        fmt = datasets[t["dataset"]]["format"]
+        if fmt in ("cityscapes", "bdd100k") and "segm" not in kinds:
+            raise ConfigError(f"tables.{name}: {fmt} is evaluated on instance masks, but model "
+                              f"{t['model']} (arch {arch}) predicts none")
+        for col, key in t["metrics"].items():
+            kind = str(key).split("/", 1)[0]
+            if kind in ("bbox", "segm", "keypoints") and kind not in kinds:
+                raise ConfigError(f"tables.{name}.metrics.{col}: {key} needs {kind} predictions; "
+                                  f"model {t['model']} (arch {arch}) gives {', '.join(kinds)}")
     for name, d in datasets.items():
         if ("root" in d) == ("generate" in d):
             raise ConfigError(f"datasets.{name}: give either root (a dataset on disk) or "

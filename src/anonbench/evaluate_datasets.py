@@ -1,9 +1,10 @@
 """Which evaluation a validation manifest gets: the dataset format's own (registry).
 
-``coco`` (and the demo world): pycocotools, :mod:`anonbench.evaluate` (box/segm or box/keypoints
-by architecture). ``cityscapes``: the official instance-level evaluation,
-:mod:`anonbench.evaluate_cityscapes`. ``bdd100k``: the toolkit's where it runs, else COCO-style
-AP, :mod:`anonbench.evaluate_bdd100k`. The format is the manifest's ``info.format``.
+``coco`` (and the demo world): pycocotools, :mod:`anonbench.evaluate` (by architecture: box/segm,
+box/keypoints, or boxes alone for box detectors such as retinanet and fcos). ``cityscapes``: the
+official instance-level evaluation, :mod:`anonbench.evaluate_cityscapes`. ``bdd100k``: the
+toolkit's where it runs, else COCO-style AP, :mod:`anonbench.evaluate_bdd100k`. The format is
+the manifest's ``info.format``.
 """
 
 from __future__ import annotations
@@ -16,17 +17,26 @@ from .manifest import Manifest, load_manifest
 
 Evaluation = dict[str, Any]  # {"metrics", "evaluator", "iou_types", "versions"}
 
+#: What a model architecture predicts, as COCOeval iou types; any other arch: boxes only.
+ARCH_IOU_TYPES: dict[str, list[str]] = {"mask_rcnn": ["bbox", "segm"],
+                                        "keypoint_rcnn": ["bbox", "keypoints"]}
+
+
+def arch_iou_types(arch: str) -> list[str]:
+    """The iou types a model of ``arch`` can be evaluated on (``["bbox"]`` for box detectors)."""
+    return list(ARCH_IOU_TYPES.get(arch, ["bbox"]))
+
 
 def _coco(manifest: Manifest, results: list[dict[str, Any]], arch: str) -> Evaluation:
     from .evaluate import EVALUATOR, evaluate_coco, versions
 
-    iou_types = ["bbox", "segm"] if arch == "mask_rcnn" else ["bbox", "keypoints"]
+    iou_types = arch_iou_types(arch)
     return {"metrics": evaluate_coco(manifest, results, iou_types), "evaluator": EVALUATOR,
             "iou_types": iou_types, "versions": versions()}
 
 
 def _needs_masks(fmt: str, arch: str) -> None:
-    if arch != "mask_rcnn":
+    if "segm" not in arch_iou_types(arch):
         raise ValueError(f"{fmt} is evaluated on instance masks; model arch {arch!r} predicts "
                          "none (use mask_rcnn)")
 

@@ -1,11 +1,20 @@
-"""Mask R-CNN / Keypoint R-CNN training and inference with plain torchvision (CPU or CUDA).
+"""Mask R-CNN / Keypoint R-CNN / RetinaNet / FCOS training and inference with plain torchvision.
 
 The model is composed from torchvision parts: a ResNet body built from torchvision's
 ``BasicBlock``/``Bottleneck`` with a channel-width multiplier, wrapped in ``BackboneWithFPN``,
-under torchvision's ``MaskRCNN``/``KeypointRCNN`` with configurable (smaller) heads.  With
+under torchvision's ``MaskRCNN``/``KeypointRCNN`` with configurable (smaller) heads, or under
+the one-stage ``RetinaNet``/``FCOS`` (``arch: retinanet | fcos``; boxes only).  With
 ``depth: 50, width: 1.0, fpn_channels: 256`` and the default head settings this is torchvision's
-R-50-FPN Mask/Keypoint R-CNN; the ``demo`` preset (``DEMO_CONFIG``) is a much smaller model sized
-so that one training + validation prediction takes about a minute on one CPU core.
+R-50-FPN Mask/Keypoint R-CNN; the one-stage models follow torchvision's ``retinanet_resnet50_fpn``
+and ``fcos_resnet50_fpn``: FPN on C3..C5 plus P6/P7 from P5 (``LastLevelP6P7``).  The ``demo``
+preset (``DEMO_CONFIG``) is a much smaller model sized so that one training + validation
+prediction takes about a minute on one CPU core (``demo_onestage``: the same with smaller
+anchors, for RetinaNet/FCOS).
+
+``pretrained: true`` loads torchvision's ImageNet ResNet weights from torch's hub cache
+(``$TORCH_HOME/hub/checkpoints/resnet<depth>-<hash>.pth``), downloading them when missing and
+possible; otherwise :func:`train` stops before it reads any data, naming the file and where to
+put it.
 
 Model config keys (``models.<name>`` in config.yaml) and their defaults are in ``DEFAULTS``;
 ``preset: demo`` starts from ``DEMO_CONFIG`` instead.  Unknown keys are an error (typos would
@@ -32,14 +41,21 @@ import numpy as np
 import torch
 import torchvision
 from torch import nn
-from torchvision.models.detection import KeypointRCNN, MaskRCNN
+from torchvision.models.detection import FCOS, KeypointRCNN, MaskRCNN, RetinaNet
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.fcos import (
+    FCOSClassificationHead,
+    FCOSHead,
+    FCOSRegressionHead,
+)
 from torchvision.models.detection.keypoint_rcnn import KeypointRCNNHeads, KeypointRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from ..manifest import (
     Manifest,
@@ -55,7 +71,11 @@ from .torchvision_config import (  # noqa: F401  (re-exported)
     _META_KEYS,
     DEFAULTS,
     DEMO_CONFIG,
+    DEMO_ONESTAGE_CONFIG,
+    ONE_STAGE,
     PRESETS,
+    PRETRAINED_URL,
+    pretrained_file,
     resolve_config,
 )
 
@@ -155,19 +175,46 @@ def _checkpoints_dir() -> str:
     return os.path.join(torch.hub.get_dir(), "checkpoints")
 
 
-def _load_imagenet_weights(body: ResNetBody, depth: int) -> None:
-    enum = getattr(torchvision.models, f"ResNet{depth}_Weights")
-    weights = enum.IMAGENET1K_V1
-    fname = os.path.basename(weights.url)
+def _pretrained_error(depth: int, path: str, e: BaseException) -> RuntimeError:
+    fname = os.path.basename(path)
+    return RuntimeError(
+        f"pretrained: true needs the ImageNet ResNet-{depth} weights {fname} in torch's cache, "
+        f"but {path} could not be loaded or downloaded ({PRETRAINED_URL}{fname}): "
+        f"{type(e).__name__}: {e}. Without internet access either put {fname} into "
+        f"{os.path.dirname(path)} ($TORCH_HOME/hub/checkpoints) or set `pretrained: false` in the "
+        f"model config (train from scratch)."
+    )
+
+
+def fetch_pretrained(model_cfg: dict[str, Any]) -> str | None:
+    """Path of the ImageNet weights a config needs, in torch's hub cache; None if none needed.
+
+    A missing file is downloaded when possible; otherwise ``RuntimeError`` says which file to
+    put where (or to set ``pretrained: false``).  :func:`train` calls this first, so that a job
+    without the weights fails before it reads any data.
+    """
+    cfg = resolve_config(model_cfg)
+    if not cfg["pretrained"]:
+        return None
+    fname = pretrained_file(cfg["depth"])
+    path = os.path.join(_checkpoints_dir(), fname)
+    if os.path.isfile(path):
+        return path
     try:
-        state = weights.get_state_dict(progress=False, check_hash=False)
-    except Exception as e:  # URLError, HTTPError, socket errors, truncated files ...
-        raise RuntimeError(
-            f"pretrained: true needs the ImageNet ResNet-{depth} weights ({weights.url}), but they "
-            f"could not be loaded: {type(e).__name__}: {e}. Without internet access either set "
-            f"`pretrained: false` in the model config (train from scratch) or put {fname} into "
-            f"{_checkpoints_dir()} ($TORCH_HOME/hub/checkpoints)."
-        ) from e
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        torch.hub.download_url_to_file(PRETRAINED_URL + fname, path, progress=False)
+    except Exception as e:  # URLError, HTTPError, socket errors, read-only cache ...
+        raise _pretrained_error(cfg["depth"], path, e) from e
+    return path
+
+
+def _load_imagenet_weights(body: ResNetBody, depth: int) -> None:
+    path = fetch_pretrained({"depth": depth, "pretrained": True})
+    assert path is not None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or foreign file
+        raise _pretrained_error(depth, path, e) from e
     missing, unexpected = body.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     unexpected = [k for k in unexpected if not k.startswith("fc.")]
@@ -177,6 +224,8 @@ def _load_imagenet_weights(body: ResNetBody, depth: int) -> None:
 
 
 def build_backbone(cfg: dict[str, Any]) -> BackboneWithFPN:
+    """ResNet + FPN: two-stage archs on C2..C5 (+ max-pool level), one-stage archs on C3..C5
+    with P6 and P7 from P5, as torchvision's ``retinanet_resnet50_fpn``/``fcos_resnet50_fpn``."""
     body = ResNetBody(cfg["depth"], cfg["width"], _norm_layer(cfg["norm"]),
                       zero_init_residual=cfg["zero_init_residual"] and not cfg["pretrained"])
     if cfg["pretrained"]:
@@ -187,19 +236,65 @@ def build_backbone(cfg: dict[str, Any]) -> BackboneWithFPN:
     for name, p in body.named_parameters():
         if not any(name.startswith(layer) for layer in train_layers):
             p.requires_grad_(False)
+    fpn_norm = _norm_layer(cfg["fpn_norm"]) if cfg["fpn_norm"] else None
+    if cfg["arch"] in ONE_STAGE:
+        c = cfg["fpn_channels"]
+        return BackboneWithFPN(
+            body,
+            return_layers={f"layer{i + 1}": str(i - 1) for i in range(1, 4)},
+            in_channels_list=body.stage_channels[1:],
+            out_channels=c,
+            extra_blocks=LastLevelP6P7(c, c),  # in == out channels: P6 from P5
+            norm_layer=fpn_norm,
+        )
     return BackboneWithFPN(
         body,
         return_layers={f"layer{i + 1}": str(i) for i in range(4)},
         in_channels_list=body.stage_channels,
         out_channels=cfg["fpn_channels"],
-        norm_layer=_norm_layer(cfg["fpn_norm"]) if cfg["fpn_norm"] else None,
+        norm_layer=fpn_norm,
     )
+
+
+def _build_one_stage(cfg: dict[str, Any], backbone: BackboneWithFPN, num_classes: int
+                     ) -> nn.Module:
+    """torchvision's RetinaNet / FCOS on P3..P7; ``num_classes`` includes background (which
+    RetinaNet/FCOS do not use: they get ``num_classes`` logits, label 0 is never a target)."""
+    c = cfg["fpn_channels"]
+    common = dict(
+        min_size=tuple(cfg["min_size"]) if isinstance(cfg["min_size"], list) else cfg["min_size"],
+        max_size=cfg["max_size"],
+        score_thresh=cfg["box_score_thresh"],
+        nms_thresh=cfg["box_nms_thresh"],
+        detections_per_img=cfg["box_detections_per_img"],
+        topk_candidates=cfg["topk_candidates"],
+    )
+    if cfg["arch"] == "retinanet":
+        n = int(cfg["octave_scales"])
+        sizes = tuple(tuple(int(s * 2 ** (i / n)) for i in range(n)) for s in cfg["anchor_sizes"])
+        anchors = AnchorGenerator(
+            sizes, (tuple(float(a) for a in cfg["aspect_ratios"]),) * len(sizes))
+        head = RetinaNetHead(c, anchors.num_anchors_per_location()[0], num_classes,
+                             norm_layer=_norm_layer("gn") if cfg["head_norm"] == "gn" else None)
+        return RetinaNet(backbone, num_classes, anchor_generator=anchors, head=head,
+                         fg_iou_thresh=cfg["fg_iou_thresh"], bg_iou_thresh=cfg["bg_iou_thresh"],
+                         **common)
+    # FCOS: one location per stride of P3..P7, as torchvision's default anchor generator
+    anchors = AnchorGenerator(((8,), (16,), (32,), (64,), (128,)), ((1.0,),) * 5)
+    head = FCOSHead(c, 1, num_classes, num_convs=0)  # placeholders, replaced below
+    gn = _norm_layer("gn")  # GroupNorm(32) as torchvision's, fewer groups for narrow FPNs
+    head.classification_head = FCOSClassificationHead(c, 1, num_classes, 4, norm_layer=gn)
+    head.regression_head = FCOSRegressionHead(c, 1, 4, norm_layer=gn)
+    return FCOS(backbone, num_classes, anchor_generator=anchors, head=head,
+                center_sampling_radius=cfg["center_sampling_radius"], **common)
 
 
 def build_model(model_cfg: dict[str, Any], num_classes: int, num_keypoints: int = 17) -> nn.Module:
     """The detector for a (resolved or raw) model config; ``num_classes`` includes background."""
     cfg = resolve_config(model_cfg)
     backbone = build_backbone(cfg)
+    if cfg["arch"] in ONE_STAGE:
+        return _build_one_stage(cfg, backbone, num_classes)
     c = cfg["fpn_channels"]
     anchors = AnchorGenerator(
         sizes=tuple((int(s),) for s in cfg["anchor_sizes"]),
@@ -270,16 +365,25 @@ def _read_rgb(path: str) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def _select_categories(manifest: Manifest, classes: list[str] | None, arch: str) -> list[dict]:
+def _select_categories(manifest: Manifest, classes: list[str] | None, arch: str,
+                       exclude: list[str] | None = None) -> list[dict]:
     cats = sorted(manifest["categories"], key=lambda c: c["id"])
+    by_name = {c["name"]: c for c in cats}
     if classes is None:
         if arch == "keypoint_rcnn":
             pids = person_category_ids(manifest)
             cats = [c for c in cats if c["id"] in pids or c.get("keypoints")]
             if not cats:
                 raise ValueError("keypoint_rcnn: the manifest has no person category with keypoints")
+        if exclude:
+            missing = [n for n in exclude if n not in by_name]
+            if missing:
+                raise ValueError(f"exclude_classes {missing} are not categories of the manifest "
+                                 f"(it has: {', '.join(by_name)})")
+            cats = [c for c in cats if c["name"] not in exclude]
+            if not cats:
+                raise ValueError(f"exclude_classes {list(exclude)} leaves no category to train")
         return [{"id": int(c["id"]), "name": str(c["name"])} for c in cats]
-    by_name = {c["name"]: c for c in cats}
     missing = [n for n in classes if n not in by_name]
     if missing:
         raise ValueError(f"classes {missing} are not categories of the manifest "
@@ -325,7 +429,7 @@ def _load_sample(manifest: Manifest, img: dict, anns: list[dict], label_of: dict
             if not m.any():
                 continue
             masks.append(m)
-        else:
+        elif arch == "keypoint_rcnn":
             k = np.zeros((num_keypoints, 3), np.float32)
             if ann.get("keypoints"):
                 k = np.asarray(ann["keypoints"], np.float32).reshape(num_keypoints, 3).copy()
@@ -489,10 +593,12 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
           threads: int = 1, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train on ``train_manifest``; write ``out_dir/model.pt`` and ``out_dir/train_log.jsonl``."""
     cfg = resolve_config(model_cfg)
+    fetch_pretrained(cfg)  # before any data is read: a missing weights file fails the job now
     manifest = load_manifest(train_manifest)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    categories = _select_categories(manifest, cfg["classes"], cfg["arch"])
+    categories = _select_categories(manifest, cfg["classes"], cfg["arch"],
+                                    cfg.get("exclude_classes"))
     label_of = {c["id"]: i + 1 for i, c in enumerate(categories)}
     kp_names = _keypoint_names(manifest, categories)
     device = _device(cfg["device"])
@@ -656,7 +762,8 @@ def _batches(seq: list, n: int) -> Iterable[list]:
 
 def predict(checkpoint: str, manifest: str | Manifest, *, threads: int = 1,
             batch_size: int = 4, device: str = "auto") -> list[dict[str, Any]]:
-    """COCO results (bbox, score, category_id, segmentation | keypoints) for the manifest's images."""
+    """COCO results (bbox, score, category_id[, segmentation | keypoints]) for the manifest's
+    images; one-stage archs (retinanet, fcos) give boxes only."""
     m = manifest if isinstance(manifest, dict) else load_manifest(manifest)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(int(threads))
@@ -687,12 +794,14 @@ def _to_coco(image_id: int, o: dict[str, torch.Tensor], cat_ids: list[int],
     labels = o["labels"].tolist()
     masks = (o["masks"][:, 0] > 0.5).numpy() if arch == "mask_rcnn" else None
     for i, (b, s, lab) in enumerate(zip(boxes, scores, labels)):
+        if lab < 1:  # one-stage heads have a never-trained logit 0 (the label of "background")
+            continue
         r = {"image_id": image_id, "category_id": cat_ids[lab - 1],
              "bbox": [round(b[0], 2), round(b[1], 2), round(b[2] - b[0], 2), round(b[3] - b[1], 2)],
              "score": round(float(s), 5)}
         if masks is not None:
             r["segmentation"] = encode_mask(masks[i])
-        else:
+        elif arch == "keypoint_rcnn":
             k = o["keypoints"][i].clone()
             k[:, 2] = torch.sigmoid(o["keypoints_scores"][i]).clamp_min(1e-4)
             r["keypoints"] = [round(float(v), 3) for v in k.reshape(-1)]

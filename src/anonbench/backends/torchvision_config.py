@@ -11,7 +11,7 @@ from typing import Any
 
 # Paper scale: torchvision's R-50-FPN Mask R-CNN defaults and a detectron2-style 1x schedule.
 DEFAULTS: dict[str, Any] = {
-    "arch": "mask_rcnn",             # mask_rcnn | keypoint_rcnn
+    "arch": "mask_rcnn",             # mask_rcnn | keypoint_rcnn (two-stage) | retinanet | fcos
     # backbone
     "depth": 50,                     # ResNet 18/34/50/101/152
     "width": 1.0,                    # channel multiplier of the ResNet stem and stages
@@ -21,31 +21,41 @@ DEFAULTS: dict[str, Any] = {
     "trainable_layers": None,        # backbone stages to train; None: 3 if pretrained else 5 (all)
     "fpn_channels": 256,
     "fpn_norm": None,                # None | bn | gn: normalization in the FPN convs
-    "head_norm": None,               # None | bn | gn: normalization in the mask head convs
+    "head_norm": None,               # None | bn | gn: normalization in the mask head convs;
+                                     # retinanet: in its head convs (None | gn); fcos: always gn
     # GeneralizedRCNNTransform
     "min_size": None,                # shorter side; a list: random choice per image in training;
                                      # None: 800 (mask_rcnn), [640, 672, ..., 800] (keypoint_rcnn)
     "max_size": 1333,
-    # RPN
-    "anchor_sizes": [32, 64, 128, 256, 512],   # one per FPN level (P2..P5, pool)
+    # anchors (not fcos: its one "anchor" per location is the level's stride)
+    "anchor_sizes": [32, 64, 128, 256, 512],   # one per FPN level: two-stage P2..P5, pool;
+                                               # retinanet P3..P7
     "aspect_ratios": [0.5, 1.0, 2.0],          # height / width
+    # RPN (two-stage)
     "rpn_pre_nms_top_n_train": 2000,           # per FPN level
     "rpn_pre_nms_top_n_test": 1000,
     "rpn_post_nms_top_n_train": 2000,          # per image
     "rpn_post_nms_top_n_test": 1000,
     "rpn_batch_size_per_image": 256,
-    # RoI heads
-    "box_batch_size_per_image": 512,
-    "box_positive_fraction": 0.25,
+    # detections (all archs)
     "box_detections_per_img": 100,
-    "roi_sampling_ratio": 2,         # RoIAlign samples per bin side (0: adaptive)
     "box_score_thresh": 0.05,
     "box_nms_thresh": 0.5,
+    # RoI heads (two-stage)
+    "box_batch_size_per_image": 512,
+    "box_positive_fraction": 0.25,
+    "roi_sampling_ratio": 2,         # RoIAlign samples per bin side (0: adaptive)
     "representation_size": 1024,
     "mask_head_layers": 4,
     "mask_head_channels": 256,
     "keypoint_head_layers": 8,
     "keypoint_head_channels": 512,
+    # one-stage (torchvision's RetinaNet / FCOS defaults)
+    "octave_scales": 3,              # retinanet: anchor sizes per level s * 2^(i/n), i < n
+    "fg_iou_thresh": 0.5,            # retinanet: anchor-to-box matching
+    "bg_iou_thresh": 0.4,
+    "center_sampling_radius": 1.5,   # fcos: positives within this many strides of a box centre
+    "topk_candidates": 1000,         # candidates per level before NMS
     # schedule (SGD, linear warm-up, step decay x0.1 at fractions of `iterations`)
     "iterations": 90000,
     "batch_size": 16,
@@ -59,6 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "clip_grad_norm": None,          # max gradient norm, or None
     # data
     "classes": None,                 # None: all categories (keypoint_rcnn: person categories)
+    "exclude_classes": None,         # None | category names to leave out of `classes`/all
     "horizontal_flip": 0.5,
     "workers": 4,                    # DataLoader worker processes; 0: load in the training process
                                      # and keep decoded images in memory (small datasets)
@@ -101,11 +112,52 @@ DEMO_CONFIG: dict[str, Any] = {
     "workers": 0,
 }
 
-PRESETS = {"paper": DEFAULTS, "demo": DEMO_CONFIG}
+# Demo scale for RetinaNet / FCOS: DEMO_CONFIG (its anchor sizes 16..256 now on P3..P7, strides
+# 8..128) with GroupNorm in the RetinaNet head, as FCOS has.  Demo world, 600 iterations, seed 0,
+# box AP / AP_person on its val set: retinanet 9.9 / 7.6 (without GN 6.4 / 9.3; anchors 8..128:
+# 2.3 / 2.2; 12..192 with GN: 6.6 / 5.1), fcos 23.3 / 16.3 (mask_rcnn demo: 27.8 / 20.1).
+# The two-stage keys of DEMO_CONFIG are unused by these archs and left out of resolved configs.
+DEMO_ONESTAGE_CONFIG: dict[str, Any] = {
+    **DEMO_CONFIG,
+    "arch": "retinanet",
+    "head_norm": "gn",
+}
+
+PRESETS = {"paper": DEFAULTS, "demo": DEMO_CONFIG, "demo_onestage": DEMO_ONESTAGE_CONFIG}
 # keys of a workflow model entry that are not about the model itself (threads: the job's cores)
 _META_KEYS = {"backend", "preset", "description", "threads"}
-_ARCHS = ("mask_rcnn", "keypoint_rcnn")
+TWO_STAGE = ("mask_rcnn", "keypoint_rcnn")
+ONE_STAGE = ("retinanet", "fcos")      # box-only detectors: no masks, no keypoints
+_ARCHS = TWO_STAGE + ONE_STAGE
 DEPTHS = (18, 34, 50, 101, 152)
+# What each arch's evaluation can ask of its predictions (COCOeval iou types).
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    "mask_rcnn": ("bbox", "segm"), "keypoint_rcnn": ("bbox", "keypoints"),
+    "retinanet": ("bbox",), "fcos": ("bbox",),
+}
+_TWO_STAGE_ONLY = frozenset({
+    "rpn_pre_nms_top_n_train", "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_train",
+    "rpn_post_nms_top_n_test", "rpn_batch_size_per_image", "box_batch_size_per_image",
+    "box_positive_fraction", "roi_sampling_ratio", "representation_size", "mask_head_layers",
+    "mask_head_channels", "keypoint_head_layers", "keypoint_head_channels"})
+_ONE_STAGE_ONLY = frozenset({"octave_scales", "fg_iou_thresh", "bg_iou_thresh",
+                             "center_sampling_radius", "topk_candidates"})
+# Keys an arch does not use: set in a model config they are an error (they would silently do
+# nothing); resolved configs leave them out.
+UNUSED_KEYS: dict[str, frozenset[str]] = {
+    "mask_rcnn": _ONE_STAGE_ONLY,
+    "keypoint_rcnn": _ONE_STAGE_ONLY,
+    "retinanet": _TWO_STAGE_ONLY | {"center_sampling_radius"},
+    "fcos": _TWO_STAGE_ONLY | {"anchor_sizes", "aspect_ratios", "octave_scales", "fg_iou_thresh",
+                               "bg_iou_thresh"},
+}
+# torchvision's ImageNet ResNet weights (IMAGENET1K_V1), as torch.hub caches them in
+# $TORCH_HOME/hub/checkpoints (checked against torchvision by the tests)
+PRETRAINED_URL = "https://download.pytorch.org/models/"
+PRETRAINED_FILES: dict[int, str] = {
+    18: "resnet18-f37072fd.pth", 34: "resnet34-b627a593.pth", 50: "resnet50-0676ba61.pth",
+    101: "resnet101-63fe2227.pth", 152: "resnet152-394f9c45.pth",
+}
 
 
 def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
@@ -128,6 +180,15 @@ def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
 
     if cfg["arch"] not in _ARCHS:
         raise err(f"arch must be one of {', '.join(_ARCHS)}, got {cfg['arch']!r}")
+    arch = cfg["arch"]
+    one_stage = arch in ONE_STAGE
+    unused = sorted(UNUSED_KEYS[arch] & set(model_cfg))
+    if unused:
+        raise err(f"{', '.join(unused)} {'has' if len(unused) == 1 else 'have'} no meaning for "
+                  f"arch {arch} ({'one' if one_stage else 'two'}-stage); remove "
+                  f"{'it' if len(unused) == 1 else 'them'}")
+    for key in UNUSED_KEYS[arch]:
+        cfg.pop(key, None)
     if int(cfg["depth"]) not in DEPTHS:
         raise err(f"depth must be one of {list(DEPTHS)}, got {cfg['depth']!r}")
     cfg["depth"] = int(cfg["depth"])
@@ -143,6 +204,23 @@ def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
             raise err(f"{key} must be null, bn or gn, got {cfg[key]!r}")
         if cfg[key] == "none":
             cfg[key] = None
+    if arch == "retinanet" and cfg["head_norm"] == "bn":
+        raise err("retinanet: head_norm must be null or gn (its head convs are shared by all "
+                  "FPN levels, batch statistics are not)")
+    if arch == "fcos":
+        if cfg["head_norm"] == "bn":
+            raise err("fcos: head_norm must be gn or null (torchvision's FCOS head always uses "
+                      "GroupNorm)")
+        cfg["head_norm"] = "gn"
+    if cfg["exclude_classes"] is not None:
+        ex = cfg["exclude_classes"]
+        if isinstance(ex, str) or not ex or not all(isinstance(c, str) for c in ex):
+            raise err("exclude_classes must be null or a non-empty list of category names")
+        if cfg["classes"] is not None:
+            raise err("give classes (the categories to train) or exclude_classes (all others), "
+                      "not both")
+        if arch == "keypoint_rcnn":
+            raise err("exclude_classes: keypoint_rcnn trains the person categories only")
     if cfg["optimizer"] not in ("sgd", "adamw"):
         raise err(f"optimizer must be sgd or adamw, got {cfg['optimizer']!r}")
     if cfg["pretrained"] and cfg["width"] != 1.0:
@@ -151,16 +229,27 @@ def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
         cfg["trainable_layers"] = 3 if cfg["pretrained"] else 5
     if not 0 <= int(cfg["trainable_layers"]) <= 5:
         raise err(f"trainable_layers must be in 0..5, got {cfg['trainable_layers']!r}")
-    if len(cfg["anchor_sizes"]) != 5:
-        raise err("anchor_sizes needs 5 sizes, one per FPN level (P2, P3, P4, P5, pool)")
+    if "anchor_sizes" in cfg and len(cfg["anchor_sizes"]) != 5:
+        raise err("anchor_sizes needs 5 sizes, one per FPN level ("
+                  + ("P3..P7" if one_stage else "P2, P3, P4, P5, pool") + ")")
+    if arch == "retinanet":
+        if int(cfg["octave_scales"]) < 1:
+            raise err(f"octave_scales must be >= 1, got {cfg['octave_scales']!r}")
+        if not 0.0 < float(cfg["bg_iou_thresh"]) <= float(cfg["fg_iou_thresh"]) <= 1.0:
+            raise err("retinanet needs 0 < bg_iou_thresh <= fg_iou_thresh <= 1, got "
+                      f"{cfg['bg_iou_thresh']!r}, {cfg['fg_iou_thresh']!r}")
+    if arch == "fcos" and not float(cfg["center_sampling_radius"]) > 0:
+        raise err(f"center_sampling_radius must be > 0, got {cfg['center_sampling_radius']!r}")
+    if one_stage and int(cfg["topk_candidates"]) < 1:
+        raise err(f"topk_candidates must be >= 1, got {cfg['topk_candidates']!r}")
     if cfg["min_size"] is None:
-        cfg["min_size"] = 800 if cfg["arch"] == "mask_rcnn" else [640, 672, 704, 736, 768, 800]
+        cfg["min_size"] = [640, 672, 704, 736, 768, 800] if arch == "keypoint_rcnn" else 800
     sizes = cfg["min_size"] if isinstance(cfg["min_size"], (list, tuple)) else [cfg["min_size"]]
     if not sizes or any(int(v) < 1 for v in sizes):
         raise err(f"min_size must be a size or a list of sizes, got {cfg['min_size']!r}")
     for key in ("iterations", "batch_size", "max_size", "fpn_channels",
                 "representation_size", "box_batch_size_per_image", "box_detections_per_img"):
-        if int(cfg[key]) < 1:
+        if key in cfg and int(cfg[key]) < 1:
             raise err(f"{key} must be >= 1, got {cfg[key]!r}")
     if not 0.0 <= float(cfg["horizontal_flip"]) <= 1.0:
         raise err(f"horizontal_flip is a probability, got {cfg['horizontal_flip']!r}")
@@ -173,10 +262,17 @@ def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
     ):
         raise err("classes must be null or a list of category names")
     # JSON-ready (the config is stored in the checkpoint, which is loaded with weights_only=True)
-    for key in ("anchor_sizes", "aspect_ratios", "steps", "classes", "min_size"):
-        if cfg[key] is not None:
+    for key in ("anchor_sizes", "aspect_ratios", "steps", "classes", "exclude_classes", "min_size"):
+        if cfg.get(key) is not None:
             cfg[key] = list(cfg[key]) if isinstance(cfg[key], (list, tuple)) else cfg[key]
     return json.loads(json.dumps(cfg))
 
 
-__all__ = ["DEFAULTS", "DEMO_CONFIG", "DEPTHS", "PRESETS", "resolve_config"]
+def pretrained_file(depth: int) -> str:
+    """File name of the ImageNet ResNet weights for ``depth`` in torch's hub cache."""
+    return PRETRAINED_FILES[int(depth)]
+
+
+__all__ = ["DEFAULTS", "DEMO_CONFIG", "DEMO_ONESTAGE_CONFIG", "DEPTHS", "ONE_STAGE", "OUTPUTS",
+           "PRESETS", "PRETRAINED_FILES", "TWO_STAGE", "UNUSED_KEYS", "pretrained_file",
+           "resolve_config"]
