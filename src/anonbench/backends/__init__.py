@@ -19,11 +19,15 @@ from typing import Any, Callable
 # name -> "package.module" (imported lazily) or a zero-argument factory returning the backend.
 _REGISTRY: dict[str, str | Callable[[], Any]] = {
     "torchvision": "anonbench.backends.torchvision_backend",
+    "detectron2": "anonbench.backends.detectron2_backend",   # envs/detectron2.yaml
+    "mmdet": "anonbench.backends.mmdet_backend",             # envs/mmdet.yaml
 }
 _LOADED: dict[str, Any] = {}
 # name -> "package.module:function" that checks a model config without heavy imports (parse time)
 _CONFIG_CHECKERS: dict[str, str] = {
     "torchvision": "anonbench.backends.torchvision_config:resolve_config",
+    "detectron2": "anonbench.backends.detectron2_config:resolve_config",
+    "mmdet": "anonbench.backends.mmdet_config:resolve_config",
 }
 
 

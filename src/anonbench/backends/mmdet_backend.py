@@ -1,0 +1,232 @@
+"""Training and inference with MMDetection 3.x: the study's BDD100K Mask R-CNN R-50 FPN recipe.
+
+The config is built in code (:func:`anonbench.backends.mmdet_config.build_mmdet_config`); the
+training manifest is written as COCO json (selected categories only) next to the run for mmdet's
+``CocoDataset``; training runs through ``mmengine.runner.Runner``.  ``out_dir/model.pt`` holds
+the model's state dict, the config as text and the categories, and is loaded with
+``torch.load(weights_only=True)``; mmengine's own files stay in ``out_dir/mmdet/``.
+``predict`` runs ``mmdet.apis.inference_detector`` and converts its ``DetDataSample``s to COCO
+results with the manifest's category ids.
+
+Requires ``mmengine``, ``mmcv`` (with its compiled ops) and ``mmdet`` 3.x: ``envs/mmdet.yaml``.
+The training device is mmengine's choice (CUDA when available); ``device`` applies to ``predict``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+import mmdet  # noqa: F401  (ImportError here: the backend is not available)
+
+from ..manifest import Manifest, encode_mask, image_path, iter_images, load_manifest, write_json
+from .categories import select_categories
+from .mmdet_config import (  # noqa: F401  (re-exported)
+    DEFAULTS,
+    DEMO_CONFIG,
+    TORCHVISION_FILES,
+    build_mmdet_config,
+    resolve_config,
+    torchvision_weights_path,
+)
+
+CHECKPOINT_FORMAT = "anonbench-mmdet-v1"
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"model config device: {name}, but CUDA is not available here "
+                           f"(set device: cpu or auto)")
+    return name
+
+
+def coco_for_mmdet(manifest: Manifest, categories: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest as a COCO instances dict that mmdet's ``CocoDataset`` reads."""
+    ids = {c["id"] for c in categories}
+    images, anns = [], []
+    for img, img_anns in iter_images(manifest):
+        images.append({"id": img["id"], "file_name": img["file_name"],
+                       "width": int(img["width"]), "height": int(img["height"])})
+        for a in img_anns:
+            if a["category_id"] not in ids:
+                continue
+            seg = a.get("segmentation")
+            crowd = int(a.get("iscrowd", 0))
+            x, y, w, h = (float(v) for v in a["bbox"])
+            if not seg or (isinstance(seg, dict) and not seg.get("counts")):
+                if not crowd:
+                    continue       # no mask to learn from
+                seg = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+            anns.append({"id": a["id"], "image_id": a["image_id"], "category_id": a["category_id"],
+                         "bbox": [x, y, w, h], "area": float(a.get("area") or w * h),
+                         "iscrowd": crowd, "segmentation": seg})
+    return {"images": images, "annotations": anns,
+            "categories": [{"id": c["id"], "name": c["name"]} for c in categories]}
+
+
+def _check_pretrained(cfg: dict[str, Any]) -> None:
+    """Fail before training when the ImageNet backbone is neither cached nor downloadable."""
+    if not cfg["pretrained"]:
+        return
+    path = torchvision_weights_path(cfg["depth"])
+    if os.path.isfile(path):
+        return
+    url = "https://download.pytorch.org/models/" + TORCHVISION_FILES[cfg["depth"]]
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        torch.hub.download_url_to_file(url, path, progress=False)
+    except Exception as e:
+        raise RuntimeError(
+            f"pretrained: the ImageNet ResNet-{cfg['depth']} backbone {path} is missing and could "
+            f"not be downloaded ({type(e).__name__}: {e}). Download {url} and put it there (or "
+            f"set TORCH_HOME), or set `pretrained: false` to train from scratch.") from e
+
+
+def versions() -> dict[str, str]:
+    import mmcv
+    import mmengine
+
+    return {"torch": str(torch.__version__), "mmdet": str(mmdet.__version__),
+            "mmcv": str(mmcv.__version__), "mmengine": str(mmengine.__version__)}
+
+
+def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: str, *,
+          threads: int = 1, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train on ``train_manifest``; write ``out_dir/model.pt`` (and mmengine's logs in out_dir/mmdet)."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    from mmdet.utils import register_all_modules
+
+    cfg_r = resolve_config(model_cfg)
+    emit = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    _check_pretrained(cfg_r)
+    if cfg_r["load_from"] and "://" not in cfg_r["load_from"] and not os.path.isfile(
+            cfg_r["load_from"]):
+        raise FileNotFoundError(f"model config load_from: {cfg_r['load_from']} not found")
+    manifest = load_manifest(train_manifest)
+    categories = select_categories(manifest, cfg_r["classes"], cfg_r["exclude_classes"],
+                                   "mask_rcnn")
+    out = Path(out_dir)
+    work = out / "mmdet"
+    work.mkdir(parents=True, exist_ok=True)
+    ann_file = work / "train_coco.json"
+    write_json(ann_file, coco_for_mmdet(manifest, categories))
+    config = build_mmdet_config(cfg_r, classes=[c["name"] for c in categories],
+                                train_ann=str(ann_file),
+                                image_root=manifest["info"]["image_root"].rstrip("/") + "/",
+                                work_dir=str(work), seed=seed)
+    emit(f"[mmdet] Mask R-CNN R-{cfg_r['depth']} FPN seed={seed}: {len(manifest['images'])} images, "
+         f"{len(categories)} classes, " + (f"{cfg_r['epochs']} epochs" if cfg_r["iterations"] is None
+                                           else f"{cfg_r['iterations']} iterations")
+         + f" x {cfg_r['batch_size']}, lr {cfg_r['lr']}, threads={threads}")
+    register_all_modules(init_default_scope=True)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        with torch.random.fork_rng(devices=[]):
+            t0 = time.perf_counter()
+            runner = Runner.from_cfg(Config(config))
+            runner.train()
+            seconds = time.perf_counter() - t0
+            model = runner.model.module if hasattr(runner.model, "module") else runner.model
+            ckpt = {
+                "format": CHECKPOINT_FORMAT,
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "mmdet_config": Config(config).pretty_text,
+                "model_cfg": cfg_r,
+                "categories": categories,
+                "seed": int(seed),
+                "versions": versions(),
+            }
+            iters = int(runner.iter)
+        path = out / "model.pt"
+        fd, tmp = tempfile.mkstemp(prefix=".model.pt.", suffix=".tmp", dir=out)
+        os.close(fd)
+        try:
+            torch.save(ckpt, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    finally:
+        torch.set_num_threads(old_threads)
+    emit(f"[mmdet] trained {iters} iterations in {seconds:.1f} s "
+         f"({seconds / max(1, iters):.3f} s/iter)")
+    return {"checkpoint": str(path), "arch": "mask_rcnn", "seed": int(seed), "iterations": iters,
+            "num_images": len(manifest["images"]), "categories": categories,
+            "seconds": round(seconds, 3), "s_per_iter": round(seconds / max(1, iters), 4),
+            "threads": int(threads)}
+
+
+def load_checkpoint(checkpoint: str, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
+    """(mmdet model in eval mode with its test config, checkpoint dict); nothing is downloaded."""
+    from mmengine.config import Config
+    from mmdet.apis import init_detector
+    from mmdet.utils import register_all_modules
+
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{checkpoint}: not a checkpoint of the mmdet backend")
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromstring(ckpt["mmdet_config"], ".py")
+    cfg.test_dataloader = {"dataset": {"type": "CocoDataset", "pipeline": cfg.test_pipeline}}
+    model = init_detector(cfg, None, device=device)   # backbone init_cfg dropped: no download
+    model.load_state_dict(ckpt["state_dict"])
+    model.dataset_meta = {"classes": tuple(c["name"] for c in ckpt["categories"])}
+    model.eval()
+    return model, ckpt
+
+
+def predict(checkpoint: str, manifest: str | Manifest, *, threads: int = 1,
+            batch_size: int = 4, device: str = "auto") -> list[dict[str, Any]]:
+    """COCO results (bbox, score, category_id, segmentation) for the manifest's images."""
+    from mmdet.apis import inference_detector
+
+    m = manifest if isinstance(manifest, dict) else load_manifest(manifest)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        model, ckpt = load_checkpoint(checkpoint, _device(device))
+        cat_ids = [c["id"] for c in ckpt["categories"]]
+        results: list[dict[str, Any]] = []
+        images = m["images"]
+        n = max(1, int(batch_size))
+        for i in range(0, len(images), n):
+            batch = images[i:i + n]
+            outs = inference_detector(model, [image_path(m, img) for img in batch])
+            for img, sample in zip(batch, outs):
+                results.extend(sample_to_coco(img["id"], sample.pred_instances, cat_ids))
+    finally:
+        torch.set_num_threads(old_threads)
+    return results
+
+
+def sample_to_coco(image_id: int, pred: Any, cat_ids: list[int]) -> list[dict[str, Any]]:
+    """mmdet ``pred_instances`` (xyxy boxes at image scale, masks) -> COCO results."""
+    boxes = pred.bboxes.cpu().numpy().tolist()
+    scores = pred.scores.cpu().numpy().tolist()
+    labels = pred.labels.cpu().numpy().tolist()
+    masks = pred.masks.cpu().numpy().astype(bool) if "masks" in pred else None
+    res = []
+    for k, (b, s, lab) in enumerate(zip(boxes, scores, labels)):
+        r: dict[str, Any] = {
+            "image_id": image_id, "category_id": cat_ids[lab],
+            "bbox": [round(b[0], 2), round(b[1], 2), round(b[2] - b[0], 2), round(b[3] - b[1], 2)],
+            "score": round(float(s), 5)}
+        if masks is not None:
+            r["segmentation"] = encode_mask(masks[k])
+        res.append(r)
+    return res
+
+
+__all__ = ["CHECKPOINT_FORMAT", "build_mmdet_config", "coco_for_mmdet", "load_checkpoint",
+           "predict", "resolve_config", "sample_to_coco", "train"]

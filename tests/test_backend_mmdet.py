@@ -1,0 +1,129 @@
+"""The mmdet backend: the BDD100K recipe as an MMDetection 3.x config dict and parse-time checks
+(always), the overlay's BDD100K dry run (always), and a few iterations on the demo world (only
+where mmdet and mmcv with its ops are installed; CI does not have them)."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+
+from anonbench.backends import check_model_config
+from anonbench.backends import mmdet_config as mc
+from conftest import job_counts, load_config, write_config
+from test_backend_detectron2 import OVERLAY, merged_paper_and_overlay, overlay_models, run_snakemake
+from test_workflow_dag import expected_counts, fake_paper_roots
+
+BDD_CLASSES = ["pedestrian", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle"]
+
+
+def study_config(**kw):
+    cfg = mc.resolve_config(overlay_models()["maskrcnn-r50-bdd100k-mmdet"])
+    return mc.build_mmdet_config(cfg, classes=BDD_CLASSES, train_ann="/r/train.json",
+                                 image_root="/img/", work_dir="/w", seed=kw.get("seed", 1))
+
+
+def test_study_model_is_the_bdd100k_recipe():
+    c = study_config(seed=2)
+    assert c["train_cfg"] == {"type": "EpochBasedTrainLoop", "max_epochs": 36, "val_interval": 37}
+    warm, steps = c["param_scheduler"]
+    assert warm == {"type": "LinearLR", "start_factor": 0.001, "by_epoch": False, "begin": 0,
+                    "end": 500}
+    assert steps["milestones"] == [24, 33] and steps["by_epoch"] and steps["gamma"] == 0.1
+    assert c["optim_wrapper"]["optimizer"] == {"type": "SGD", "lr": 0.02, "momentum": 0.9,
+                                               "weight_decay": 0.0001}
+    dl = c["train_dataloader"]
+    assert dl["batch_size"] == 2
+    assert dl["dataset"]["metainfo"] == {"classes": tuple(BDD_CLASSES)}
+    assert dl["dataset"]["ann_file"] == "/r/train.json"
+    assert dl["dataset"]["data_prefix"] == {"img": "/img/"}
+    resize = dl["dataset"]["pipeline"][2]
+    assert resize == {"type": "RandomResize", "scale": [(1280, 600), (1280, 720)],
+                      "keep_ratio": True}
+    assert {"type": "Resize", "scale": (1280, 720), "keep_ratio": True} in c["test_pipeline"]
+    m = c["model"]
+    assert m["type"] == "MaskRCNN" and m["backbone"]["depth"] == 50
+    assert m["backbone"]["init_cfg"] == {"type": "Pretrained", "checkpoint": "torchvision://resnet50"}
+    assert m["roi_head"]["bbox_head"]["num_classes"] == 8
+    assert m["roi_head"]["mask_head"]["num_classes"] == 8
+    assert c["randomness"]["seed"] == 2 and c["auto_scale_lr"]["enable"] is False
+    assert c["val_dataloader"] is None and c["load_from"] is None
+
+
+def test_iteration_schedule_and_scratch_backbone():
+    cfg = mc.resolve_config({"backend": "mmdet", "preset": "demo", "iterations": 40,
+                             "depth": 18})
+    c = mc.build_mmdet_config(cfg, classes=["person"], train_ann="a", image_root="/", work_dir="w",
+                              seed=0)
+    assert c["train_cfg"]["type"] == "IterBasedTrainLoop" and c["train_cfg"]["max_iters"] == 40
+    assert c["param_scheduler"][-1]["milestones"] == [30, 36]
+    assert c["param_scheduler"][-1]["by_epoch"] is False
+    assert "init_cfg" not in c["model"]["backbone"]
+    assert c["model"]["backbone"]["frozen_stages"] == -1
+    assert c["model"]["neck"]["in_channels"] == [64, 128, 256, 512]
+
+
+@pytest.mark.parametrize("cfg, message", [
+    ({"arch": "keypoint_rcnn"}, "mask_rcnn only"),
+    ({"epoch": 12}, "unknown key"),
+    ({"depth": 18}, "pretrained: true needs depth"),
+    ({"steps": [24.5]}, "whole numbers"),
+    ({"scales": [1280, 720]}, "pairs"),
+    ({"test_scale": [[1280, 720]]}, "width, height"),
+    ({"classes": "pedestrian"}, "list of category names"),
+    ({"flip": 2}, "probability"),
+])
+def test_bad_configs_are_rejected_at_parse_time(cfg, message):
+    with pytest.raises(ValueError, match=message):
+        check_model_config({"backend": "mmdet", "arch": "mask_rcnn", **cfg})
+
+
+def test_torchvision_weights_path_uses_torch_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert mc.torchvision_weights_path(101) == str(
+        tmp_path / "hub" / "checkpoints" / "resnet101-63fe2227.pth")
+
+
+def test_overlay_dry_run_trains_bdd100k_with_mmdet(tmp_path):
+    paper = fake_paper_roots(copy.deepcopy(load_config("config/paper.yaml")), tmp_path)
+    cfg = write_config(tmp_path / "paper.yaml", paper)
+    p = run_snakemake(tmp_path, "results/tables/table2.md", "-n", "--replace-workflow-config",
+                      "--configfile", str(cfg), str(OVERLAY))
+    merged = merged_paper_and_overlay(paper)
+    assert job_counts(p.stdout) == expected_counts(merged, "table2")
+    assert "results/bdd100k/runs/face-blur/maskrcnn-r50-bdd100k-mmdet/seed1/model.pt" in p.stdout
+    assert "/maskrcnn-r50-bdd100k/" not in p.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# with mmdet (skipped where it is not installed)
+
+
+def test_train_predict_evaluate_on_the_demo_world(tmp_path):
+    pytest.importorskip("mmdet")
+    pytest.importorskip("mmcv.ops")
+    import torch
+
+    from anonbench.backends import get_backend
+    from anonbench.datasets import demo, load_split
+    from anonbench.evaluate import evaluate_coco
+    from anonbench.manifest import load_manifest, write_json
+
+    demo.generate_world(tmp_path / "world", seed=0, n_train=8, n_val=4)
+    paths = {}
+    for split in ("train", "val"):
+        paths[split] = str(tmp_path / f"{split}.json")
+        write_json(paths[split], load_split("coco", str(tmp_path / "world"), split, "demo"))
+    b = get_backend("mmdet")
+    out = tmp_path / "run"
+    summary = b.train(paths["train"], {"backend": "mmdet", "preset": "demo", "iterations": 4,
+                                       "score_thr": 0.0, "log_every": 2}, 0, str(out), threads=2)
+    assert summary["iterations"] == 4
+    ckpt = torch.load(out / "model.pt", weights_only=True)
+    assert ckpt["format"] == "anonbench-mmdet-v1"
+    res = b.predict(str(out / "model.pt"), paths["val"], threads=2)
+    cat_ids = {c["id"] for c in load_manifest(paths["val"])["categories"]}
+    assert res and {r["category_id"] for r in res} <= cat_ids
+    metrics = evaluate_coco(paths["val"], res, ["bbox", "segm"])
+    assert math.isfinite(metrics["bbox/AP"]) and math.isfinite(metrics["segm/AP"])
