@@ -42,6 +42,8 @@ use rule anonymize as anonymize_realistic with:
         variant=_alternatives(_REALISTIC) or "(?!)",
     resources:
         gpu=_anonymize_gpu,
+    conda:
+        anonymize_env
     log:
         "results/logs/anonymize/{dataset}_{variant}_{shard}.log",
 

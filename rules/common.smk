@@ -55,3 +55,21 @@ def dataset_shards(dataset):
 
 def model_threads(wildcards):
     return config["models"][wildcards.model].get("threads", 1)
+
+
+# Conda environments for cluster runs (snakemake --sdm conda); ignored without --sdm conda.
+_BACKEND_ENVS = {"detectron2": "envs/detectron2.yaml", "mmdet": "envs/mmdet.yaml"}
+BASE_ENV = os.path.join(workflow.basedir, "envs", "base.yaml")
+
+
+def backend_env(wildcards):
+    """The environment of the model's training backend (train, evaluate)."""
+    backend = config["models"][wildcards.model].get("backend", "torchvision")
+    return os.path.join(workflow.basedir, _BACKEND_ENVS.get(backend, "envs/base.yaml"))
+
+
+def anonymize_env(wildcards):
+    """DeepPrivacy2's environment for its generators, else the base one."""
+    if config["variants"][wildcards.variant].get("generator", "demo") == "dp2":
+        return os.path.join(workflow.basedir, "envs", "deep_privacy2.yaml")
+    return BASE_ENV

@@ -13,5 +13,7 @@ rule evaluate:
     threads: model_threads
     log:
         "results/logs/evaluate/{dataset}_{variant}_{model}_seed{seed}.log",
+    conda:
+        backend_env
     script:
         "../scripts/evaluate.py"

@@ -14,5 +14,7 @@ rule train:
         mem_mb=4000,
     log:
         "results/logs/train/{dataset}_{variant}_{model}_seed{seed}.log",
+    conda:
+        backend_env
     script:
         "../scripts/train.py"
