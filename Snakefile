@@ -17,9 +17,11 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/audit.smk"
 include: "rules/report.smk"
+include: "rules/figures.smk"
 
 
 rule all:
     default_target: True
     input:
         expand("results/tables/{table}.md", table=config["tables"]),
+        expand("results/figures/{figure}.png", figure=config.get("figures", {})),

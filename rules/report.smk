@@ -7,7 +7,11 @@ rule table:
         audits=lambda w: anonbench_config.table_audit_files(config, w.table),
     output:
         md="results/tables/{table}.md",
-        csv="results/tables/{table}.csv",
+        csv=report(
+            "results/tables/{table}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+        ),
     params:
         table=lambda w: config["tables"][w.table],
         provenance=lambda w: anonbench_config.provenance(

@@ -15,6 +15,7 @@ def test_body_maskout_costs_far_more_than_face_blur(tmp_path):
     t = config["tables"]["table1"]
     t["variants"] = ["original", "face-blur", "body-maskout"]
     t["privacy"] = False
+    config["figures"] = {}
     cfg = write_config(tmp_path / "direction.yaml", config)
     snakemake(tmp_path, configfile=cfg)
 

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from conftest import job_counts, snakemake, write_config
@@ -14,6 +15,7 @@ def tiny(config):
         config["variants"].pop(v)
     t = config["tables"]["table1"]
     t["variants"] = ["original", "face-blur", "body-maskout"]
+    config["figures"]["qualitative_demo"]["variants"] = t["variants"]
     config["seeds"] = [0, 1]
     config["models"]["maskrcnn-demo"].update({"iterations": 2, "batch_size": 2})
     return config
@@ -59,6 +61,23 @@ def test_tiny_world_end_to_end(tiny_run):
     assert not (work / "results/demo/anonymized/original/000").exists()
 
 
+def test_figures_and_the_html_report(tiny_run):
+    from PIL import Image
+
+    work, cfg, config, _ = tiny_run
+    for name in config["figures"]:  # rule all drew them
+        with Image.open(work / f"results/figures/{name}.png") as im:
+            a = np.asarray(im.convert("L"), dtype=np.float64)
+        assert min(a.shape) > 200 and a.std() > 10, name  # a drawing, not a blank page
+    curve = (work / "results/figures/box_sizes.csv").read_text().splitlines()
+    assert curve[0] == "dataset,persons,relative_size,cumulative_fraction"
+    assert curve[-1].startswith("demo,") and curve[-1].endswith(",1.0000")
+    report = work / "report.html"
+    snakemake(work, "--report", str(report), configfile=cfg)
+    html = report.read_text(errors="replace")
+    assert "qualitative_demo.png" in html and "box_sizes.png" in html and "table1.csv" in html
+
+
 def test_nothing_to_do_after_a_complete_run(tiny_run):
     work, cfg, _, _ = tiny_run
     p = snakemake(work, "-n", configfile=cfg)
@@ -73,7 +92,7 @@ def test_changing_one_variant_reruns_only_that_variant(tiny_run, tmp_path):
     out = p.stdout + p.stderr
     counts = job_counts(out)
     counts.pop("all", None)  # the target rule reruns whenever anything does
-    assert counts == {"anonymize": 2, "variant_manifest": 1, "train": 2, "evaluate": 2,
+    assert counts == {"anonymize": 2, "variant_manifest": 1, "train": 2, "evaluate": 2, "figure": 1,
                       "audit_shard": 2, "audit": 1, "table": 1}
     assert "body-maskout" not in "".join(l for l in out.splitlines() if "wildcards:" in l)
 

@@ -75,6 +75,7 @@ def check_config(config: dict[str, Any], *, check_roots: bool = True) -> None:
             if kind in ("bbox", "segm", "keypoints") and kind not in kinds:
                 raise ConfigError(f"tables.{name}.metrics.{col}: {key} needs {kind} predictions; "
                                   f"model {t['model']} (arch {arch}) gives {', '.join(kinds)}")
+    _check_figures(config)
     for name, d in datasets.items():
         if ("root" in d) == ("generate" in d):
             raise ConfigError(f"datasets.{name}: give either root (a dataset on disk) or "
@@ -93,6 +94,78 @@ def check_config(config: dict[str, Any], *, check_roots: bool = True) -> None:
                 raise ConfigError(f"datasets.{name}.root: not a {d['format']} dataset, missing "
                                   f"{missing[0]}" + (f" and {len(missing) - 1} more"
                                                      if len(missing) > 1 else ""))
+
+
+def _check_figures(config: dict[str, Any]) -> None:
+    datasets, variants, tables = config["datasets"], config["variants"], config["tables"]
+    for name, f in config.get("figures", {}).items():
+        where, kind = f"figures.{name}", f["kind"]
+        need = {"box_sizes": ["datasets"], "qualitative": ["dataset", "variants"],
+                "depth": ["tables", "variants", "metric"]}[kind]
+        for key in need:
+            if key not in f:
+                raise ConfigError(f"{where}: kind {kind} needs {key}")
+        for d in f.get("datasets", []) + ([f["dataset"]] if "dataset" in f else []):
+            if d not in datasets:
+                raise ConfigError(f"{where}: unknown dataset {d!r} (config has: "
+                                  f"{', '.join(datasets)})")
+        for v in f.get("variants", []):
+            if v not in variants:
+                raise ConfigError(f"{where}.variants: unknown variant {v!r} (config has: "
+                                  f"{', '.join(variants)})")
+        if kind == "depth":
+            for t in f["tables"]:
+                if t not in tables:
+                    raise ConfigError(f"{where}.tables: unknown table {t!r} (config has: "
+                                      f"{', '.join(tables)})")
+            models = [tables[t]["model"] for t in f["tables"]]
+            depths = [config["models"][m].get("depth", 50) for m in models]
+            if len(set(depths)) != len(depths):
+                raise ConfigError(f"{where}.tables: their models must differ in depth "
+                                  f"(got {', '.join(map(str, depths))})")
+            for t in f["tables"]:
+                baseline = tables[t].get("baseline", "original")
+                missing = [v for v in [baseline, *f["variants"]] if v not in tables[t]["variants"]]
+                if missing:
+                    raise ConfigError(f"{where}: table {t} has no row {missing[0]!r}")
+
+
+def figure_inputs(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The files a figure is drawn from (the rule's inputs), by kind."""
+    from .shards import shard_names
+
+    f = config["figures"][name]
+    if f["kind"] == "box_sizes":
+        return {"manifests": [f"results/{d}/prepared/train.json" for d in f["datasets"]]}
+    if f["kind"] == "qualitative":
+        d = f["dataset"]
+        first = shard_names(config["datasets"][d]["shards"])[0]
+        return {"shard": f"results/{d}/prepared/shards",
+                "anonymized": [f"results/{d}/anonymized/{v}/{first}" for v in f["variants"]
+                               if config["variants"][v]["method"] != "none"]}
+    return {"metrics": [p for t in f["tables"] for p in table_metrics_files(config, t)]}
+
+
+def figure_context(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """What a figure's step needs besides its input files (paths, depths, provenance)."""
+    from .shards import shard_names
+
+    f = config["figures"][name]
+    if f["kind"] == "box_sizes":
+        return {"datasets": {d: f"results/{d}/prepared/train.json" for d in f["datasets"]},
+                "provenance": " ".join(provenance(config, d) for d in f["datasets"]
+                                       if "generate" in config["datasets"][d])[:200]}
+    if f["kind"] == "qualitative":
+        d = f["dataset"]
+        first = shard_names(config["datasets"][d]["shards"])[0]
+        return {"shard": f"results/{d}/prepared/shards/{first}.json",
+                "columns": {v: (None if config["variants"][v]["method"] == "none"
+                                else f"results/{d}/anonymized/{v}/{first}")
+                            for v in f["variants"]}}
+    tables = config["tables"]
+    return {"depths": {tables[t]["model"]: config["models"][tables[t]["model"]].get("depth", 50)
+                       for t in f["tables"]},
+            "baseline": tables[f["tables"][0]].get("baseline", "original")}
 
 
 def table_seeds(config: dict[str, Any], table: str) -> list[int]:

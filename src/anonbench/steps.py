@@ -178,3 +178,55 @@ def audit_variant(shard_audits: list[str], variant_name: str, variant: dict[str,
     result = audit.merge(shards, variant_name, variant)
     print(json.dumps({k: v for k, v in result.items() if k != "fractions"}))
     write_json(out, result)
+
+
+def figure(name: str, fig_cfg: dict[str, Any], context: dict[str, Any], input_files: list[str],
+           out_png: str) -> None:
+    """One figure (see :mod:`anonbench.figures`); a box_sizes figure also writes its .csv."""
+    import numpy as np
+
+    from . import figures, images
+    from .manifest import image_path, iter_images
+
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp.png")
+    kind = fig_cfg["kind"]
+    if kind == "box_sizes":
+        curves, counts = {}, {}
+        for d, path in context["datasets"].items():
+            sizes = figures.relative_person_sizes(load_manifest(path))
+            curves[d], counts[d] = figures.cumulative_fraction(sizes), int(sizes.size)
+            print(f"{d}: {sizes.size} persons, median relative size "
+                  f"{float(np.median(sizes)) if sizes.size else float('nan'):.3f}")
+        title = fig_cfg.get("title", "Person box size relative to image size (cf. the study's Fig. 7)")
+        if context.get("provenance"):
+            title += "\n(demo world: generated data)"
+        figures.plot_box_sizes(curves, str(tmp), title)
+        figures.write_curves_csv(curves, counts, str(out.with_suffix(".csv")))
+    elif kind == "qualitative":
+        shard = load_manifest(context["shard"])
+        picked = [(img, anns) for img, anns in iter_images(shard)
+                  if any(a.get("anonymize") for a in anns)][:int(fig_cfg.get("images", 4))]
+        if not picked:
+            raise ValueError(f"{context['shard']}: no training image with a person to show")
+        columns = []
+        for variant, directory in context["columns"].items():
+            tiles = []
+            for img, anns in picked:
+                src = (image_path(shard, img) if directory is None
+                       else os.path.join(directory, img["file_name"]))
+                tiles.append(figures.crop_around_person(images.read_image(src), anns))
+            columns.append(tiles)
+        title = fig_cfg.get("title", f"Training images per variant ({context['shard']})")
+        figures.plot_grid(figures.grid_rows(columns), list(context["columns"]), str(tmp), title)
+    else:
+        from . import tables
+
+        records = tables.load_records(input_files)
+        points = figures.depth_points(records, context["depths"], fig_cfg["variants"],
+                                      fig_cfg["metric"], context["baseline"])
+        print(json.dumps(points))
+        figures.plot_depth(points, str(tmp), fig_cfg.get(
+            "title", "Relative drop vs. backbone depth (cf. the study's Fig. 8)"), fig_cfg["metric"])
+    os.replace(tmp, out)

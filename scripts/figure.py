@@ -1,0 +1,9 @@
+import os, sys
+
+sys.path.insert(0, os.path.join(snakemake.scriptdir, os.pardir, "src"))  # noqa: E402
+
+from anonbench import steps  # noqa: E402
+
+with steps.logged(snakemake.log[0]):
+    steps.figure(snakemake.wildcards.figure, snakemake.params.figure, snakemake.params.context,
+                 list(snakemake.input), snakemake.output.png)

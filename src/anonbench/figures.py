@@ -1,0 +1,174 @@
+"""Figures: the study's Fig. 7 (person sizes), Fig. 8 (drop vs. backbone depth) and a
+qualitative grid per dataset (App. B). Pure functions compute what is plotted; ``plot_*``
+draw it with matplotlib's Agg backend into a PNG.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from .manifest import Manifest
+
+#: relative sizes at which the cumulative curve is tabulated (x axis of Fig. 7)
+SIZE_GRID = np.round(np.linspace(0.0, 1.0, 101), 4)
+
+
+def relative_person_sizes(manifest: Manifest) -> np.ndarray:
+    """sqrt(box area / image area) of every person the dataset anonymizes (0..1).
+
+    The square root makes it a length: 0.1 is a person whose box is as large as a tenth of the
+    image in each direction (what the study's Fig. 7 plots as relative box size).
+    """
+    area = {img["id"]: float(img["width"]) * float(img["height"]) for img in manifest["images"]}
+    out = [math.sqrt(max(0.0, a["bbox"][2] * a["bbox"][3]) / area[a["image_id"]])
+           for a in manifest["annotations"] if a.get("anonymize") and area.get(a["image_id"])]
+    return np.clip(np.asarray(out, dtype=np.float64), 0.0, 1.0)
+
+
+def cumulative_fraction(sizes: np.ndarray, grid: np.ndarray = SIZE_GRID) -> np.ndarray:
+    """Fraction of ``sizes`` that are <= each grid value."""
+    sizes = np.sort(np.asarray(sizes, dtype=np.float64))
+    if sizes.size == 0:
+        return np.zeros(len(grid))
+    return np.searchsorted(sizes, grid, side="right") / sizes.size
+
+
+def relative_drop(baseline: float, value: float) -> float:
+    """Drop of ``value`` relative to ``baseline``, in % of the baseline (Fig. 8)."""
+    if baseline == 0:
+        raise ValueError("relative drop to a baseline of 0 is undefined")
+    return 100.0 * (baseline - value) / baseline
+
+
+def depth_points(records: list[dict[str, Any]], depth_of_model: dict[str, int],
+                 variants: Sequence[str], metric: str, baseline: str = "original"
+                 ) -> dict[str, list[tuple[int, float]]]:
+    """{variant: [(depth, relative drop of the seed mean to the baseline's), ...]} from metrics
+    records (``variant``, ``model``, ``seed``, ``metrics``)."""
+    means: dict[tuple[str, str], list[float]] = {}
+    for r in records:
+        if metric not in r["metrics"]:
+            raise KeyError(f"metric {metric!r} missing in the {r['variant']} / {r['model']} run "
+                           f"(has: {', '.join(sorted(r['metrics']))})")
+        means.setdefault((r["model"], r["variant"]), []).append(float(r["metrics"][metric]))
+    out: dict[str, list[tuple[int, float]]] = {v: [] for v in variants}
+    for model, depth in sorted(depth_of_model.items(), key=lambda kv: kv[1]):
+        if (model, baseline) not in means:
+            raise KeyError(f"no {baseline} run of model {model}")
+        base = float(np.mean(means[(model, baseline)]))
+        for v in variants:
+            if (model, v) in means:
+                out[v].append((depth, relative_drop(base, float(np.mean(means[(model, v)])))))
+    return out
+
+
+def grid_rows(images_by_column: Sequence[Sequence[np.ndarray]], height: int = 160
+              ) -> list[list[np.ndarray]]:
+    """Rows of equally high tiles: ``images_by_column[c][r]`` resized to ``height`` px."""
+    import cv2
+
+    n_rows = min(len(col) for col in images_by_column) if images_by_column else 0
+    rows = []
+    for r in range(n_rows):
+        row = []
+        for col in images_by_column:
+            im = col[r]
+            w = max(1, round(im.shape[1] * height / im.shape[0]))
+            row.append(cv2.resize(im, (w, height), interpolation=cv2.INTER_AREA))
+        rows.append(row)
+    return rows
+
+
+def crop_around_person(image: np.ndarray, anns: list[dict[str, Any]], scale: float = 1.6,
+                       min_side: int = 96) -> np.ndarray:
+    """The image cut around its largest anonymized person (box grown ``scale`` times, at least
+    ``min_side`` px), so that faces stay visible in a grid of large images."""
+    persons = [a for a in anns if a.get("anonymize")]
+    if not persons:
+        return image
+    x, y, w, h = max(persons, key=lambda a: a["bbox"][2] * a["bbox"][3])["bbox"]
+    H, W = image.shape[:2]
+    side_w, side_h = max(w * scale, min_side), max(h * scale, min_side)
+    cx, cy = x + w / 2, y + h / 2
+    x0, x1 = int(max(0, cx - side_w / 2)), int(min(W, cx + side_w / 2))
+    y0, y1 = int(max(0, cy - side_h / 2)), int(min(H, cy + side_h / 2))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return image
+    return image[y0:y1, x0:x1]
+
+
+def _figure(width: float, height: float):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt, plt.figure(figsize=(width, height), dpi=100)
+
+
+def plot_box_sizes(curves: dict[str, np.ndarray], out_png: str, title: str) -> None:
+    plt, fig = _figure(6, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, frac in curves.items():
+        ax.plot(SIZE_GRID, frac, label=name)
+    ax.set_xlabel("person box size relative to image size, sqrt(box area / image area)")
+    ax.set_ylabel("cumulative fraction of persons")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_png)
+    plt.close(fig)
+
+
+def plot_depth(points: dict[str, list[tuple[int, float]]], out_png: str, title: str,
+               metric: str) -> None:
+    plt, fig = _figure(5, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    for v, pts in points.items():
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=v)
+    ax.set_xlabel("ResNet depth")
+    ax.set_ylabel(f"relative drop of {metric} (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_png)
+    plt.close(fig)
+
+
+def plot_grid(rows: list[list[np.ndarray]], column_titles: Sequence[str], out_png: str,
+              title: str) -> None:
+    if not rows:
+        raise ValueError("no images for the qualitative grid")
+    n_rows, n_cols = len(rows), len(column_titles)
+    tile_w = max(t.shape[1] for row in rows for t in row)
+    tile_h = rows[0][0].shape[0]
+    plt, fig = _figure(n_cols * tile_w / 100 + 0.4, n_rows * tile_h / 100 + 0.8)
+    for r, row in enumerate(rows):
+        for c, tile in enumerate(row):
+            ax = fig.add_subplot(n_rows, n_cols, r * n_cols + c + 1)
+            ax.imshow(tile)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(column_titles[c], fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_png)
+    plt.close(fig)
+
+
+def write_curves_csv(curves: dict[str, np.ndarray], counts: dict[str, int], out_csv: str) -> None:
+    from .manifest import atomic_write_text
+
+    lines = ["dataset,persons,relative_size,cumulative_fraction"]
+    for name, frac in curves.items():
+        lines += [f"{name},{counts[name]},{x:.2f},{f:.4f}" for x, f in zip(SIZE_GRID, frac)]
+    atomic_write_text(out_csv, "\n".join(lines) + "\n")
