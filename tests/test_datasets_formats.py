@@ -84,6 +84,7 @@ def test_bdd100k_root_needs_bitmasks_or_rles(tmp_path):
 def test_config_checks_cityscapes_and_bdd100k_roots(paper_config, tmp_path):
     paper_config["datasets"] = {"cityscapes": paper_config["datasets"]["cityscapes"]}
     paper_config["tables"] = {"table1": paper_config["tables"]["table1"]}
+    paper_config["figures"] = {}
     paper_config["datasets"]["cityscapes"]["root"] = str(tmp_path)
     with pytest.raises(ConfigError, match="datasets.cityscapes.root: not a cityscapes dataset, "
                                           "missing .*leftImg8bit/train and 3 more"):
