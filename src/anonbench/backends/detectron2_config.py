@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from .categories import check_class_keys
+from .presets import with_preset
 
 # The model-zoo configs this backend knows, with the facts of each that a parse-time check needs
 # (read from detectron2's configs/ at the study's commit; the tests compare them with the real
@@ -126,16 +127,7 @@ RESERVED_OPTS = ("MODEL.ROI_HEADS.NUM_CLASSES", "MODEL.ROI_KEYPOINT_HEAD.NUM_KEY
 
 def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
     """Defaults (of ``preset``, default ``paper``) + ``model_cfg``, checked; JSON-ready."""
-    model_cfg = dict(model_cfg or {})
-    preset = model_cfg.get("preset", "paper")
-    if preset not in PRESETS:
-        raise ValueError(f"model config: unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    unknown = sorted(set(model_cfg) - set(DEFAULTS) - _META_KEYS)
-    if unknown:
-        raise ValueError(
-            f"model config: unknown key(s) {', '.join(unknown)} for the detectron2 backend; "
-            f"known keys: {', '.join(sorted(DEFAULTS))}")
-    cfg = {**PRESETS[preset], **{k: v for k, v in model_cfg.items() if k in DEFAULTS}}
+    cfg, model_cfg, preset = with_preset(model_cfg, PRESETS, DEFAULTS, _META_KEYS, "detectron2")
     if preset != "paper" and "opts" in model_cfg:   # a preset's opts are extended, not replaced
         cfg["opts"] = {**(PRESETS[preset]["opts"] or {}), **(model_cfg["opts"] or {})}
     cfg["backend"] = "detectron2"

@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from .categories import check_class_keys
+from .presets import with_preset
 
 # torchvision's ImageNet ResNets, which mmdet's ``torchvision://resnetNN`` loads from torch's hub
 # cache ($TORCH_HOME/hub/checkpoints)
@@ -84,16 +85,7 @@ OUTPUTS = {"mask_rcnn": ("bbox", "segm")}
 
 def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
     """Defaults (of ``preset``, default ``paper``) + ``model_cfg``, checked; JSON-ready."""
-    model_cfg = dict(model_cfg or {})
-    preset = model_cfg.get("preset", "paper")
-    if preset not in PRESETS:
-        raise ValueError(f"model config: unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    unknown = sorted(set(model_cfg) - set(DEFAULTS) - _META_KEYS)
-    if unknown:
-        raise ValueError(
-            f"model config: unknown key(s) {', '.join(unknown)} for the mmdet backend; "
-            f"known keys: {', '.join(sorted(DEFAULTS))}")
-    cfg = {**PRESETS[preset], **{k: v for k, v in model_cfg.items() if k in DEFAULTS}}
+    cfg, model_cfg, preset = with_preset(model_cfg, PRESETS, DEFAULTS, _META_KEYS, "mmdet")
     cfg["backend"] = "mmdet"
 
     def err(msg: str) -> ValueError:

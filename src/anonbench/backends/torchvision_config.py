@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .presets import with_preset
+
 # Paper scale: torchvision's R-50-FPN Mask R-CNN defaults and a detectron2-style 1x schedule.
 DEFAULTS: dict[str, Any] = {
     "arch": "mask_rcnn",             # mask_rcnn | keypoint_rcnn (two-stage) | retinanet | fcos
@@ -162,17 +164,7 @@ PRETRAINED_FILES: dict[int, str] = {
 
 def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
     """Defaults (of ``preset``, default ``paper``) + ``model_cfg``, checked; JSON-ready."""
-    model_cfg = dict(model_cfg or {})
-    preset = model_cfg.get("preset", "paper")
-    if preset not in PRESETS:
-        raise ValueError(f"model config: unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    unknown = sorted(set(model_cfg) - set(DEFAULTS) - _META_KEYS)
-    if unknown:
-        raise ValueError(
-            f"model config: unknown key(s) {', '.join(unknown)} for the torchvision backend; "
-            f"known keys: {', '.join(sorted(DEFAULTS))}"
-        )
-    cfg = {**PRESETS[preset], **{k: v for k, v in model_cfg.items() if k in DEFAULTS}}
+    cfg, model_cfg, preset = with_preset(model_cfg, PRESETS, DEFAULTS, _META_KEYS, "torchvision")
     cfg["backend"] = "torchvision"
 
     def err(msg: str) -> ValueError:
