@@ -1,4 +1,5 @@
-# Figures (config `figures:`): results/figures/{figure}.png, drawn by anonbench.figures.
+# Figures (config `figures:`): results/figures/{figure}.png, drawn by anonbench.figures,
+# and {figure}.csv with the data it plots.
 
 
 rule figure:
@@ -10,6 +11,7 @@ rule figure:
             caption="../report/figure.rst",
             category="Figures",
         ),
+        csv="results/figures/{figure}.csv",
     params:
         figure=lambda w: config["figures"][w.figure],
         context=lambda w: anonbench_config.figure_context(config, w.figure),

@@ -6,4 +6,4 @@ from anonbench import steps  # noqa: E402
 
 with steps.logged(snakemake.log[0]):
     steps.figure(snakemake.wildcards.figure, snakemake.params.figure, snakemake.params.context,
-                 list(snakemake.input), snakemake.output.png)
+                 list(snakemake.input), snakemake.output.png, snakemake.output.csv)

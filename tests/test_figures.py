@@ -39,6 +39,22 @@ def test_relative_drop_and_depth_points():
     np.testing.assert_allclose([p[1] for p in pts["body"]], [100 * (41 - 30.5) / 41, 10.0])
     with pytest.raises(KeyError, match="segm/AP50"):
         figures.depth_points(recs, {"r50": 50}, ["body"], "segm/AP50")
+    rows = figures.depth_csv(pts, "segm/AP").splitlines()
+    assert rows == ["variant,depth,metric,relative_drop_percent",
+                    f"body,50,segm/AP,{100 * 10.5 / 41:.4f}", "body,101,segm/AP,10.0000"]
+
+
+def test_figure_data_as_csv():
+    sizes = figures.relative_person_sizes(_manifest())
+    text = figures.curves_csv({"a": figures.cumulative_fraction(sizes)}, {"a": sizes.size})
+    rows = text.splitlines()
+    assert rows[0] == "dataset,persons,relative_size,cumulative_fraction"
+    assert len(rows) == 1 + len(figures.SIZE_GRID)
+    assert "a,4,0.10,0.2500" in rows and "a,4,0.50,0.7500" in rows and rows[-1] == "a,4,1.00,1.0000"
+    grid = figures.grid_csv({"original": ["x/1.png", "x/2.png"],
+                             "face-blur": ["y,1.png", "y/2.png"]})
+    assert grid.splitlines() == ["row,variant,image", "0,original,x/1.png", "1,original,x/2.png",
+                                 '0,face-blur,"y,1.png"', "1,face-blur,y/2.png"]
 
 
 def test_crop_around_the_largest_person():
@@ -60,3 +76,41 @@ def test_figure_config_is_checked():
     paper["figures"]["depth"]["tables"] = ["ablation-depth-r50", "table1"]
     with pytest.raises(ConfigError, match="must differ in depth"):
         check_config(paper, check_roots=False)
+
+
+def test_depth_figure_from_metrics_files(tmp_path):
+    """The paper's depth figure drawn by the step from hand-made metrics files of its tables."""
+    import json
+
+    from PIL import Image
+
+    from anonbench import config as anonbench_config
+    from anonbench import steps
+
+    paper = load_config("config/paper.yaml")
+    fig = paper["figures"]["depth"]
+    context = anonbench_config.figure_context(paper, "depth")
+    files = anonbench_config.figure_inputs(paper, "depth")["metrics"]
+    ap = {"original": 40.0, "face-realistic": 39.0, "body-realistic": 36.0}
+    inputs = []
+    for path in files:  # results/{dataset}/metrics/{variant}/{model}/seed{seed}.json
+        *_, variant, model, seed = path[:-len(".json")].split("/")
+        depth = context["depths"][model]
+        rec = {"variant": variant, "model": model, "seed": int(seed[4:]),
+               "metrics": {fig["metric"]: ap.get(variant, 30.0) * depth / 50}}
+        p = tmp_path / path
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(rec))
+        inputs.append(str(p))
+    png, csv = tmp_path / "depth.png", tmp_path / "depth.csv"
+    steps.figure("depth", fig, context, inputs, str(png), str(csv))
+    rows = csv.read_text().splitlines()[1:]
+    assert sorted(context["depths"].values()) == [50, 101, 152]
+    # the drop is relative, so scaling every AP of a depth by the same factor keeps it
+    assert [r.split(",")[:2] for r in rows] == [[v, str(d)] for v in fig["variants"]
+                                                for d in (50, 101, 152)]
+    expect = {"face-realistic": "2.5000", "body-realistic": "10.0000"}
+    assert all(r.split(",")[3] == expect[r.split(",")[0]] for r in rows), rows
+    with Image.open(png) as im:
+        a = np.asarray(im.convert("L"), dtype=np.float64)
+    assert min(a.shape) > 200 and a.std() > 10

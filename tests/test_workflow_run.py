@@ -69,9 +69,15 @@ def test_figures_and_the_html_report(tiny_run):
         with Image.open(work / f"results/figures/{name}.png") as im:
             a = np.asarray(im.convert("L"), dtype=np.float64)
         assert min(a.shape) > 200 and a.std() > 10, name  # a drawing, not a blank page
+        assert len((work / f"results/figures/{name}.csv").read_text().splitlines()) > 1, name
     curve = (work / "results/figures/box_sizes.csv").read_text().splitlines()
     assert curve[0] == "dataset,persons,relative_size,cumulative_fraction"
     assert curve[-1].startswith("demo,") and curve[-1].endswith(",1.0000")
+    grid = (work / "results/figures/qualitative_demo.csv").read_text().splitlines()
+    columns = config["figures"]["qualitative_demo"]["variants"]
+    n_rows, rest = divmod(len(grid) - 1, len(columns))
+    assert rest == 0 and 1 <= n_rows <= config["figures"]["qualitative_demo"]["images"]
+    assert "/anonymized/body-maskout/000/" in grid[-1]  # the columns show the anonymized shards
     report = work / "report.html"
     snakemake(work, "--report", str(report), configfile=cfg)
     html = report.read_text(errors="replace")

@@ -133,6 +133,7 @@ def plot_depth(points: dict[str, list[tuple[int, float]]], out_png: str, title: 
     for v, pts in points.items():
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=v)
+    ax.set_xticks(sorted({p[0] for pts in points.values() for p in pts}))
     ax.set_xlabel("ResNet depth")
     ax.set_ylabel(f"relative drop of {metric} (%)")
     ax.grid(alpha=0.3)
@@ -165,10 +166,31 @@ def plot_grid(rows: list[list[np.ndarray]], column_titles: Sequence[str], out_pn
     plt.close(fig)
 
 
-def write_curves_csv(curves: dict[str, np.ndarray], counts: dict[str, int], out_csv: str) -> None:
-    from .manifest import atomic_write_text
+def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    import csv
+    import io
 
-    lines = ["dataset,persons,relative_size,cumulative_fraction"]
-    for name, frac in curves.items():
-        lines += [f"{name},{counts[name]},{x:.2f},{f:.4f}" for x, f in zip(SIZE_GRID, frac)]
-    atomic_write_text(out_csv, "\n".join(lines) + "\n")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def curves_csv(curves: dict[str, np.ndarray], counts: dict[str, int]) -> str:
+    """The data of a box_sizes figure: one row per dataset and grid point."""
+    return _csv(["dataset", "persons", "relative_size", "cumulative_fraction"],
+                [(name, counts[name], f"{x:.2f}", f"{f:.4f}")
+                 for name, frac in curves.items() for x, f in zip(SIZE_GRID, frac)])
+
+
+def depth_csv(points: dict[str, list[tuple[int, float]]], metric: str) -> str:
+    """The data of a depth figure: one row per variant and depth."""
+    return _csv(["variant", "depth", "metric", "relative_drop_percent"],
+                [(v, d, metric, f"{drop:.4f}") for v, pts in points.items() for d, drop in pts])
+
+
+def grid_csv(files_by_column: dict[str, Sequence[str]]) -> str:
+    """The data of a qualitative grid: the image file of each tile (row, variant)."""
+    return _csv(["row", "variant", "image"],
+                [(r, v, f) for v, files in files_by_column.items() for r, f in enumerate(files)])

@@ -181,12 +181,12 @@ def audit_variant(shard_audits: list[str], variant_name: str, variant: dict[str,
 
 
 def figure(name: str, fig_cfg: dict[str, Any], context: dict[str, Any], input_files: list[str],
-           out_png: str) -> None:
-    """One figure (see :mod:`anonbench.figures`); a box_sizes figure also writes its .csv."""
+           out_png: str, out_csv: str) -> None:
+    """One figure (see :mod:`anonbench.figures`): the PNG and a .csv of what it plots."""
     import numpy as np
 
     from . import figures, images
-    from .manifest import image_path, iter_images
+    from .manifest import atomic_write_text, image_path, iter_images
 
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -199,25 +199,28 @@ def figure(name: str, fig_cfg: dict[str, Any], context: dict[str, Any], input_fi
             curves[d], counts[d] = figures.cumulative_fraction(sizes), int(sizes.size)
             print(f"{d}: {sizes.size} persons, median relative size "
                   f"{float(np.median(sizes)) if sizes.size else float('nan'):.3f}")
-        title = fig_cfg.get("title", "Person box size relative to image size (cf. the study's Fig. 7)")
+        title = fig_cfg.get("title",
+                            "Person box size relative to image size (cf. the study's Fig. 7)")
         if context.get("provenance"):
             title += "\n(demo world: generated data)"
         figures.plot_box_sizes(curves, str(tmp), title)
-        figures.write_curves_csv(curves, counts, str(out.with_suffix(".csv")))
+        data = figures.curves_csv(curves, counts)
     elif kind == "qualitative":
         shard = load_manifest(context["shard"])
         picked = [(img, anns) for img, anns in iter_images(shard)
                   if any(a.get("anonymize") for a in anns)][:int(fig_cfg.get("images", 4))]
         if not picked:
             raise ValueError(f"{context['shard']}: no training image with a person to show")
-        columns = []
+        columns, files = [], {}
         for variant, directory in context["columns"].items():
-            tiles = []
+            tiles, files[variant] = [], []
             for img, anns in picked:
                 src = (image_path(shard, img) if directory is None
                        else os.path.join(directory, img["file_name"]))
                 tiles.append(figures.crop_around_person(images.read_image(src), anns))
+                files[variant].append(str(src))
             columns.append(tiles)
+        data = figures.grid_csv(files)
         title = fig_cfg.get("title", f"Training images per variant ({context['shard']})")
         figures.plot_grid(figures.grid_rows(columns), list(context["columns"]), str(tmp), title)
     else:
@@ -227,6 +230,8 @@ def figure(name: str, fig_cfg: dict[str, Any], context: dict[str, Any], input_fi
         points = figures.depth_points(records, context["depths"], fig_cfg["variants"],
                                       fig_cfg["metric"], context["baseline"])
         print(json.dumps(points))
-        figures.plot_depth(points, str(tmp), fig_cfg.get(
-            "title", "Relative drop vs. backbone depth (cf. the study's Fig. 8)"), fig_cfg["metric"])
+        data = figures.depth_csv(points, fig_cfg["metric"])
+        title = fig_cfg.get("title", "Relative drop vs. backbone depth (cf. the study's Fig. 8)")
+        figures.plot_depth(points, str(tmp), title, fig_cfg["metric"])
+    atomic_write_text(out_csv, data)
     os.replace(tmp, out)
