@@ -54,7 +54,7 @@ def select_categories(manifest: dict[str, Any], classes: list[str] | None,
                              f"(it has: {', '.join(by_name)})")
         cats = [c for c in cats if c["name"] not in exclude]
         if not cats:
-            raise ValueError("exclude_classes leaves no category to train")
+            raise ValueError(f"exclude_classes {list(exclude)} leaves no category to train")
     return [{"id": int(c["id"]), "name": str(c["name"])} for c in cats]
 
 

@@ -64,7 +64,6 @@ from ..manifest import (
     image_path,
     iter_images,
     load_manifest,
-    person_category_ids,
 )
 from .torchvision_config import (  # noqa: F401  (re-exported)
     _ARCHS,
@@ -367,28 +366,9 @@ def _read_rgb(path: str) -> np.ndarray:
 
 def _select_categories(manifest: Manifest, classes: list[str] | None, arch: str,
                        exclude: list[str] | None = None) -> list[dict]:
-    cats = sorted(manifest["categories"], key=lambda c: c["id"])
-    by_name = {c["name"]: c for c in cats}
-    if classes is None:
-        if arch == "keypoint_rcnn":
-            pids = person_category_ids(manifest)
-            cats = [c for c in cats if c["id"] in pids or c.get("keypoints")]
-            if not cats:
-                raise ValueError("keypoint_rcnn: the manifest has no person category with keypoints")
-        if exclude:
-            missing = [n for n in exclude if n not in by_name]
-            if missing:
-                raise ValueError(f"exclude_classes {missing} are not categories of the manifest "
-                                 f"(it has: {', '.join(by_name)})")
-            cats = [c for c in cats if c["name"] not in exclude]
-            if not cats:
-                raise ValueError(f"exclude_classes {list(exclude)} leaves no category to train")
-        return [{"id": int(c["id"]), "name": str(c["name"])} for c in cats]
-    missing = [n for n in classes if n not in by_name]
-    if missing:
-        raise ValueError(f"classes {missing} are not categories of the manifest "
-                         f"(it has: {', '.join(by_name)})")
-    return [{"id": int(by_name[n]["id"]), "name": n} for n in classes]
+    from .categories import select_categories
+
+    return select_categories(manifest, classes, exclude, arch)
 
 
 def _keypoint_names(manifest: Manifest, categories: list[dict]) -> list[str]:
