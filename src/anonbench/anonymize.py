@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from . import images, regions
-from .manifest import Manifest, annotation_mask, image_path, iter_images, load_manifest, write_json
+from .manifest import Manifest, image_path, iter_images, load_manifest, write_json
 
 
 
@@ -121,16 +121,8 @@ def region_mask(height: int, width: int, anns: list[dict[str, Any]], faces: list
                 region.boxes.append(box)
     elif variant["region"] == "body":
         fraction = float(variant.get("dilation", regions.BODY_DILATION_FRACTION))
-        min_side = variant.get("min_body_size")
-        for ann in anns:
-            if not ann.get("anonymize"):
-                continue
-            inst = annotation_mask(ann, height, width)
-            box = regions.mask_box(inst)
-            if box is None:
-                continue
-            if min_side is not None and (box[2] - box[0]) * (box[3] - box[1]) < min_side ** 2:
-                continue
+        for _, inst, _ in regions.bodies_to_anonymize(anns, height, width,
+                                                      variant.get("min_body_size")):
             region.boxes.append(regions.dilate_body_mask_into(region.mask, inst, fraction))
     else:
         raise ValueError(f"unknown region {variant['region']!r} (face, body)")

@@ -6,10 +6,12 @@ Boxes are ``(x0, y0, x1, y1)`` floats in pixels; masks are bool arrays of shape 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
+
+from .manifest import annotation_mask
 
 Box = tuple[float, float, float, float]
 
@@ -65,6 +67,24 @@ def dilate_body_mask_into(out: np.ndarray, mask: np.ndarray,
                       borderType=cv2.BORDER_CONSTANT, borderValue=0)
     out[y0:y1, x0:x1] |= crop.astype(bool)
     return x0, y0, x1, y1
+
+
+def bodies_to_anonymize(anns: Iterable[dict[str, Any]], height: int, width: int,
+                        min_body_size: float | None = None
+                        ) -> Iterator[tuple[dict[str, Any], np.ndarray, Box]]:
+    """(annotation, instance mask, tight mask box) of each person to anonymize in one image:
+    annotations flagged ``anonymize`` with a non-empty mask whose box area is at least
+    ``min_body_size ** 2`` (the skip-small-bodies variants; None keeps every size)."""
+    for ann in anns:
+        if not ann.get("anonymize"):
+            continue
+        inst = annotation_mask(ann, height, width)
+        box = mask_box(inst)
+        if box is None:
+            continue
+        if min_body_size is not None and (box[2] - box[0]) * (box[3] - box[1]) < min_body_size ** 2:
+            continue
+        yield ann, inst, box
 
 
 def dilate_body_mask(mask: np.ndarray, fraction: float = BODY_DILATION_FRACTION) -> np.ndarray:

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import shutil
-import sys
 import time
 import traceback
 from pathlib import Path

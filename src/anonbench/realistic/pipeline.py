@@ -33,7 +33,6 @@ import numpy as np
 import torch
 
 from .. import regions
-from ..manifest import annotation_mask
 from . import crops, postprocess, truncation
 from .base import KINDS, ConditionalGenerator, CropBatch, build_generator
 from .crops import IntBox
@@ -100,17 +99,9 @@ def realistic_region(height: int, width: int, anns: list[dict[str, Any]],
                                     _key(f.get("annotation_id"), f["box"]), box, paste))
     elif variant["region"] == "body":
         fraction = float(variant.get("dilation", regions.BODY_DILATION_FRACTION))
-        min_side = variant.get("min_body_size")
         scratch = np.zeros(shape, dtype=bool)
-        for ann in anns:
-            if not ann.get("anonymize"):
-                continue
-            inst = annotation_mask(ann, height, width)
-            tight = regions.mask_box(inst)
-            if tight is None:
-                continue
-            if min_side is not None and (tight[2] - tight[0]) * (tight[3] - tight[1]) < min_side ** 2:
-                continue
+        for ann, inst, tight in regions.bodies_to_anonymize(anns, height, width,
+                                                            variant.get("min_body_size")):
             tb = tuple(int(v) for v in tight)
             box = crops.body_crop_box(tb, int(inst.sum()), shape)
             if crops.box_area(box) < crops.MIN_CROP_AREA:
