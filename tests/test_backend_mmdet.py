@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 
 import pytest
 
@@ -100,30 +101,98 @@ def test_overlay_dry_run_trains_bdd100k_with_mmdet(tmp_path):
 # with mmdet (skipped where it is not installed)
 
 
+def _demo_manifests(tmp_path, n_train=4, n_val=2):
+    from anonbench.datasets import demo, load_split
+    from anonbench.manifest import write_json
+
+    demo.generate_world(tmp_path / "world", seed=0, n_train=n_train, n_val=n_val)
+    paths = {}
+    for split in ("train", "val"):
+        paths[split] = str(tmp_path / f"{split}.json")
+        write_json(paths[split], load_split("coco", str(tmp_path / "world"), split, "demo"))
+    return paths
+
+
 def test_train_predict_evaluate_on_the_demo_world(tmp_path):
     pytest.importorskip("mmdet")
     pytest.importorskip("mmcv.ops")
     import torch
 
     from anonbench.backends import get_backend
-    from anonbench.datasets import demo, load_split
     from anonbench.evaluate import evaluate_coco
-    from anonbench.manifest import load_manifest, write_json
+    from anonbench.manifest import annotation_mask, load_manifest
 
-    demo.generate_world(tmp_path / "world", seed=0, n_train=8, n_val=4)
-    paths = {}
-    for split in ("train", "val"):
-        paths[split] = str(tmp_path / f"{split}.json")
-        write_json(paths[split], load_split("coco", str(tmp_path / "world"), split, "demo"))
+    paths = _demo_manifests(tmp_path, n_train=8, n_val=4)
     b = get_backend("mmdet")
     out = tmp_path / "run"
+    lines = []
     summary = b.train(paths["train"], {"backend": "mmdet", "preset": "demo", "iterations": 4,
-                                       "score_thr": 0.0, "log_every": 2}, 0, str(out), threads=2)
-    assert summary["iterations"] == 4
+                                       "score_thr": 0.0, "log_every": 2}, 3, str(out), threads=2,
+                      log=lines.append)
+    assert summary["iterations"] == 4 and summary["seed"] == 3
+    assert any("trained 4 iterations" in line for line in lines)
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []   # no temporaries
+    assert not list((out / "mmdet").glob("*.pth"))   # mmengine's copy is not kept beside model.pt
     ckpt = torch.load(out / "model.pt", weights_only=True)
-    assert ckpt["format"] == "anonbench-mmdet-v1"
+    assert ckpt["format"] == "anonbench-mmdet-v1" and ckpt["seed"] == 3
+    assert "seed=3" in ckpt["mmdet_config"].replace(" ", "")
+    val = load_manifest(paths["val"])
     res = b.predict(str(out / "model.pt"), paths["val"], threads=2)
-    cat_ids = {c["id"] for c in load_manifest(paths["val"])["categories"]}
-    assert res and {r["category_id"] for r in res} <= cat_ids
+    assert res, "no detections at score threshold 0"
+    cat_ids = {c["id"] for c in val["categories"]}
+    assert {r["category_id"] for r in res} <= cat_ids
+    img = {i["id"]: i for i in val["images"]}
+    for r in res[:20]:
+        x, y, w, h = r["bbox"]
+        size = img[r["image_id"]]
+        assert w >= 0 and h >= 0 and x >= -1 and x + w <= size["width"] + 1
+        assert annotation_mask(r, size["height"], size["width"]).shape == (size["height"],
+                                                                          size["width"])
     metrics = evaluate_coco(paths["val"], res, ["bbox", "segm"])
     assert math.isfinite(metrics["bbox/AP"]) and math.isfinite(metrics["segm/AP"])
+
+
+def test_pretrained_offline_names_the_file(tmp_path, monkeypatch):
+    pytest.importorskip("mmdet")
+    pytest.importorskip("mmcv.ops")
+    import urllib.error
+
+    import torch
+
+    from anonbench.backends import mmdet_backend as mb
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("offline")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    paths = _demo_manifests(tmp_path)
+    with pytest.raises(RuntimeError, match=r"resnet50-0676ba61\.pth is missing.*"
+                                           r"pretrained: false"):
+        mb.train(paths["train"], {"backend": "mmdet", "preset": "demo", "pretrained": True,
+                                  "iterations": 2}, 0, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()   # stopped before anything was written
+
+
+def test_pretrained_backbone_is_read_from_the_torch_cache(tmp_path, monkeypatch):
+    """A backbone file placed where the message says is what mmdet starts from (offline)."""
+    pytest.importorskip("mmdet")
+    pytest.importorskip("mmcv.ops")
+    import torch
+    import torchvision
+
+    from anonbench.backends import mmdet_backend as mb
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    torch.manual_seed(7)
+    backbone = torchvision.models.resnet50(weights=None).state_dict()
+    path = mb.torchvision_weights_path(50)
+    os.makedirs(os.path.dirname(path))
+    torch.save(backbone, path)
+    paths = _demo_manifests(tmp_path)
+    mb.train(paths["train"], {"backend": "mmdet", "preset": "demo", "pretrained": True,
+                              "iterations": 2}, 0, str(tmp_path / "run"), threads=2)
+    trained = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["state_dict"]
+    # the stem is frozen (frozen_stages=1 with a pretrained backbone): still the file's weights
+    assert torch.equal(trained["backbone.conv1.weight"], backbone["conv1.weight"])
+    assert torch.equal(trained["backbone.layer1.0.conv1.weight"], backbone["layer1.0.conv1.weight"])

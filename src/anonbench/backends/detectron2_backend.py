@@ -26,7 +26,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -39,6 +38,7 @@ import detectron2  # noqa: F401  (ImportError here: the backend is not available
 from detectron2.config import CfgNode, get_cfg
 
 from ..manifest import Manifest, encode_mask, image_path, iter_images, load_manifest
+from .runtime import resolve_device, save_checkpoint, torch_threads
 from .categories import flip_map, keypoint_names, select_categories
 from .detectron2_config import (  # noqa: F401  (re-exported)
     DEFAULTS,
@@ -89,13 +89,6 @@ def build_cfg(resolved: dict[str, Any], overrides: dict[str, Any]) -> CfgNode:
     return cfg
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"model config device: {name}, but CUDA is not available here "
-                           f"(set device: cpu or auto)")
-    return name
 
 
 def _read_rgb(path: str) -> np.ndarray:
@@ -193,19 +186,6 @@ def register_manifest(manifest: Manifest, categories: list[dict[str, Any]], arch
 # training
 
 
-def _save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def versions() -> dict[str, str]:
     return {"torch": str(torch.__version__), "detectron2": str(detectron2.__version__),
             "numpy": str(np.__version__)}
@@ -223,7 +203,7 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
 
     cfg_r = resolve_config(model_cfg)
     emit = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    device = _device(cfg_r["device"])
+    device = resolve_device(cfg_r["device"])
     weights = weights_url(cfg_r)
     weights_file = local_weights(weights) if weights else None   # fail before reading data
     manifest = load_manifest(train_manifest)
@@ -308,7 +288,7 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
                 "device": device,
                 "versions": versions(),
             }
-        _save_atomic(ckpt, out / "model.pt")
+        save_checkpoint(ckpt, out / "model.pt")
         os.replace(tmp_log, log_path)
     finally:
         torch.set_num_threads(old_threads)
@@ -352,10 +332,8 @@ def predict(checkpoint: str, manifest: str | Manifest, *, threads: int = 1,
     import detectron2.data.transforms as T
 
     m = manifest if isinstance(manifest, dict) else load_manifest(manifest)
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
-        model, cfg, ckpt = load_checkpoint(checkpoint, _device(device))
+    with torch_threads(threads):
+        model, cfg, ckpt = load_checkpoint(checkpoint, resolve_device(device))
         cat_ids = [c["id"] for c in ckpt["categories"]]
         aug = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
         bgr = cfg.INPUT.FORMAT == "BGR"
@@ -376,8 +354,6 @@ def predict(checkpoint: str, manifest: str | Manifest, *, threads: int = 1,
                 for img, out in zip(batch, model(inputs)):
                     results.extend(instances_to_coco(img["id"], out["instances"].to("cpu"),
                                                      cat_ids))
-    finally:
-        torch.set_num_threads(old_threads)
     return results
 
 

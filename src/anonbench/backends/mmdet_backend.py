@@ -4,7 +4,8 @@ The config is built in code (:func:`anonbench.backends.mmdet_config.build_mmdet_
 training manifest is written as COCO json (selected categories only) next to the run for mmdet's
 ``CocoDataset``; training runs through ``mmengine.runner.Runner``.  ``out_dir/model.pt`` holds
 the model's state dict, the config as text and the categories, and is loaded with
-``torch.load(weights_only=True)``; mmengine's own files stay in ``out_dir/mmdet/``.
+``torch.load(weights_only=True)``; mmengine's logs and config stay in ``out_dir/mmdet/``
+(its own checkpoints are removed once ``model.pt`` is written).
 ``predict`` runs ``mmdet.apis.inference_detector`` and converts its ``DetDataSample``s to COCO
 results with the manifest's category ids.
 
@@ -16,8 +17,8 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +27,7 @@ import torch
 import mmdet  # noqa: F401  (ImportError here: the backend is not available)
 
 from ..manifest import Manifest, encode_mask, image_path, iter_images, load_manifest, write_json
+from .runtime import resolve_device, save_checkpoint, torch_threads
 from .categories import select_categories
 from .mmdet_config import (  # noqa: F401  (re-exported)
     DEFAULTS,
@@ -39,13 +41,6 @@ from .mmdet_config import (  # noqa: F401  (re-exported)
 CHECKPOINT_FORMAT = "anonbench-mmdet-v1"
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"model config device: {name}, but CUDA is not available here "
-                           f"(set device: cpu or auto)")
-    return name
 
 
 def coco_for_mmdet(manifest: Manifest, categories: list[dict[str, Any]]) -> dict[str, Any]:
@@ -128,43 +123,39 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
                                            else f"{cfg_r['iterations']} iterations")
          + f" x {cfg_r['batch_size']}, lr {cfg_r['lr']}, threads={threads}")
     register_all_modules(init_default_scope=True)
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
-        with torch.random.fork_rng(devices=[]):
-            t0 = time.perf_counter()
-            runner = Runner.from_cfg(Config(config))
-            runner.train()
-            seconds = time.perf_counter() - t0
-            model = runner.model.module if hasattr(runner.model, "module") else runner.model
-            ckpt = {
-                "format": CHECKPOINT_FORMAT,
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "mmdet_config": Config(config).pretty_text,
-                "model_cfg": cfg_r,
-                "categories": categories,
-                "seed": int(seed),
-                "versions": versions(),
-            }
-            iters = int(runner.iter)
-        path = out / "model.pt"
-        fd, tmp = tempfile.mkstemp(prefix=".model.pt.", suffix=".tmp", dir=out)
-        os.close(fd)
-        try:
-            torch.save(ckpt, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-    finally:
-        torch.set_num_threads(old_threads)
+    with torch_threads(threads), torch.random.fork_rng(devices=[]):
+        t0 = time.perf_counter()
+        runner = Runner.from_cfg(Config(config))
+        runner.train()
+        seconds = time.perf_counter() - t0
+        model = runner.model.module if hasattr(runner.model, "module") else runner.model
+        ckpt = {
+            "format": CHECKPOINT_FORMAT,
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "mmdet_config": Config(config).pretty_text,
+            "model_cfg": cfg_r,
+            "categories": categories,
+            "seed": int(seed),
+            "versions": versions(),
+        }
+        iters = int(runner.iter)
+    path = out / "model.pt"
+    save_checkpoint(ckpt, path)
+    _drop_runner_checkpoints(work)
     emit(f"[mmdet] trained {iters} iterations in {seconds:.1f} s "
          f"({seconds / max(1, iters):.3f} s/iter)")
     return {"checkpoint": str(path), "arch": "mask_rcnn", "seed": int(seed), "iterations": iters,
             "num_images": len(manifest["images"]), "categories": categories,
             "seconds": round(seconds, 3), "s_per_iter": round(seconds / max(1, iters), 4),
             "threads": int(threads)}
+
+
+def _drop_runner_checkpoints(work: Path) -> None:
+    """Remove mmengine's own checkpoints (weights + optimizer state, twice the size of model.pt)
+    once model.pt is written: the workflow never resumes from them. Its logs stay."""
+    for p in [*work.glob("iter_*.pth"), *work.glob("epoch_*.pth"), work / "last_checkpoint"]:
+        if p.is_file():
+            p.unlink()
 
 
 def load_checkpoint(checkpoint: str, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
@@ -179,7 +170,10 @@ def load_checkpoint(checkpoint: str, device: str = "cpu") -> tuple[Any, dict[str
     register_all_modules(init_default_scope=True)
     cfg = Config.fromstring(ckpt["mmdet_config"], ".py")
     cfg.test_dataloader = {"dataset": {"type": "CocoDataset", "pipeline": cfg.test_pipeline}}
-    model = init_detector(cfg, None, device=device)   # backbone init_cfg dropped: no download
+    # init_detector warns "checkpoint is None, use COCO classes" (the classes are set just below)
+    # and sets a process-wide simplefilter('once'); catch_warnings undoes that filter change
+    with warnings.catch_warnings():
+        model = init_detector(cfg, None, device=device)   # backbone init_cfg dropped: no download
     model.load_state_dict(ckpt["state_dict"])
     model.dataset_meta = {"classes": tuple(c["name"] for c in ckpt["categories"])}
     model.eval()
@@ -192,10 +186,8 @@ def predict(checkpoint: str, manifest: str | Manifest, *, threads: int = 1,
     from mmdet.apis import inference_detector
 
     m = manifest if isinstance(manifest, dict) else load_manifest(manifest)
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
-        model, ckpt = load_checkpoint(checkpoint, _device(device))
+    with torch_threads(threads):
+        model, ckpt = load_checkpoint(checkpoint, resolve_device(device))
         cat_ids = [c["id"] for c in ckpt["categories"]]
         results: list[dict[str, Any]] = []
         images = m["images"]
@@ -205,8 +197,6 @@ def predict(checkpoint: str, manifest: str | Manifest, *, threads: int = 1,
             outs = inference_detector(model, [image_path(m, img) for img in batch])
             for img, sample in zip(batch, outs):
                 results.extend(sample_to_coco(img["id"], sample.pred_instances, cat_ids))
-    finally:
-        torch.set_num_threads(old_threads)
     return results
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +64,7 @@ from ..manifest import (
     iter_images,
     load_manifest,
 )
+from .runtime import resolve_device, save_checkpoint, torch_threads
 from .torchvision_config import (  # noqa: F401  (re-exported)
     _ARCHS,
     _META_KEYS,
@@ -516,12 +516,7 @@ def _collate(batch):
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"model config device: {name}, but CUDA is not available here "
-                           f"(set device: cpu or auto)")
-    return torch.device(name)
+    return torch.device(resolve_device(name))
 
 
 def _rng_devices(device: torch.device) -> list[int]:
@@ -544,19 +539,6 @@ def _lr_factor(it: int, cfg: dict[str, Any]) -> float:
         if it >= step_it:
             f *= 0.1
     return f
-
-
-def _save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def versions() -> dict[str, str]:
@@ -692,7 +674,7 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
                 "device": str(device),
                 "versions": versions(),
             }
-        _save_atomic(ckpt, out / "model.pt")
+        save_checkpoint(ckpt, out / "model.pt")
         os.replace(tmp_log, log_path)
     finally:
         torch.set_num_threads(old_threads)
@@ -745,9 +727,7 @@ def predict(checkpoint: str, manifest: str | Manifest, *, threads: int = 1,
     """COCO results (bbox, score, category_id[, segmentation | keypoints]) for the manifest's
     images; one-stage archs (retinanet, fcos) give boxes only."""
     m = manifest if isinstance(manifest, dict) else load_manifest(manifest)
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
+    with torch_threads(threads):
         device = _device(device) if isinstance(device, str) else device
         model, ckpt = load_checkpoint(checkpoint, device)
         cat_ids = [c["id"] for c in ckpt["categories"]]
@@ -761,8 +741,6 @@ def predict(checkpoint: str, manifest: str | Manifest, *, threads: int = 1,
                 outs = [{k: v.cpu() for k, v in o.items()} for o in model(imgs)]
                 for img, o in zip(batch, outs):
                     results.extend(_to_coco(img["id"], o, cat_ids, arch))
-    finally:
-        torch.set_num_threads(old_threads)
     return results
 
 
