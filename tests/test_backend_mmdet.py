@@ -169,8 +169,8 @@ def test_pretrained_offline_names_the_file(tmp_path, monkeypatch):
     paths = _demo_manifests(tmp_path)
     with pytest.raises(RuntimeError, match=r"resnet50-0676ba61\.pth is missing.*"
                                            r"pretrained: false"):
-        mb.train(paths["train"], {"backend": "mmdet", "preset": "demo", "pretrained": True,
-                                  "iterations": 2}, 0, str(tmp_path / "run"))
+        mb.train(paths["train"], {"backend": "mmdet", "preset": "demo", "depth": 50,
+                                  "pretrained": True, "iterations": 2}, 0, str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()   # stopped before anything was written
 
 
@@ -190,8 +190,9 @@ def test_pretrained_backbone_is_read_from_the_torch_cache(tmp_path, monkeypatch)
     os.makedirs(os.path.dirname(path))
     torch.save(backbone, path)
     paths = _demo_manifests(tmp_path)
-    mb.train(paths["train"], {"backend": "mmdet", "preset": "demo", "pretrained": True,
-                              "iterations": 2}, 0, str(tmp_path / "run"), threads=2)
+    mb.train(paths["train"], {"backend": "mmdet", "preset": "demo", "depth": 50,
+                              "pretrained": True, "iterations": 2}, 0, str(tmp_path / "run"),
+             threads=2)
     trained = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["state_dict"]
     # the stem is frozen (frozen_stages=1 with a pretrained backbone): still the file's weights
     assert torch.equal(trained["backbone.conv1.weight"], backbone["conv1.weight"])

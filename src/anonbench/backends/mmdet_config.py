@@ -58,12 +58,16 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",          # auto | cpu | cuda | cuda:N
     "log_every": 50,
 }
-# Demo scale: the demo world (256 x 160 images) on a CPU in minutes.
+# Demo scale: the demo world (256 x 160 images) on a CPU in minutes. R-18 from scratch, 600
+# iterations at lr 0.01 (~0.25 s/iter on 2 threads; demo original seed 0: bbox AP 19.7, segm AP
+# 6.2). Measured alternatives: R-50 300 it. lr 0.005 bbox AP ~10, segm AP ~1.6; R-18 at lr 0.02
+# collapses to AP 0.
 DEMO_CONFIG: dict[str, Any] = {
     **DEFAULTS,
+    "depth": 18,
     "pretrained": False,
-    "iterations": 300,
-    "lr": 0.005,
+    "iterations": 600,
+    "lr": 0.01,
     "warmup_iters": 20,
     "steps": [0.75, 0.9],
     "scales": [[256, 144], [256, 176]],
