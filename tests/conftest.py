@@ -59,6 +59,25 @@ def paper_config():
     return copy.deepcopy(load_config("config/paper.yaml"))
 
 
+def check_predictions(results, manifest, arch):
+    """A backend's predictions are COCO results that fit the manifest: known categories, boxes
+    inside the image, masks at image size (mask_rcnn), 17 keypoints (keypoint_rcnn)."""
+    from anonbench.manifest import annotation_mask
+
+    assert results, "no detections at score threshold 0"
+    assert {r["category_id"] for r in results} <= {c["id"] for c in manifest["categories"]}
+    img = {i["id"]: i for i in manifest["images"]}
+    for r in results[:20]:
+        size = img[r["image_id"]]
+        x, y, w, h = r["bbox"]
+        assert w >= 0 and h >= 0 and x >= -1 and x + w <= size["width"] + 1
+        if arch == "mask_rcnn":
+            mask = annotation_mask(r, size["height"], size["width"])
+            assert mask.shape == (size["height"], size["width"])
+        else:
+            assert len(r["keypoints"]) == 51
+
+
 def fake_coco_root(root):
     """The files the parse-time check looks for (their contents are never read in a dry run)."""
     for split in ("train", "val"):

@@ -17,7 +17,7 @@ import yaml
 from anonbench.backends import check_model_config
 from anonbench.backends import detectron2_config as dc
 from anonbench.backends.categories import flip_map, select_categories
-from conftest import REPO, job_counts, load_config, write_config
+from conftest import REPO, check_predictions, job_counts, load_config, write_config
 from test_workflow_dag import expected_counts, fake_paper_roots
 
 OVERLAY = REPO / "config" / "study-backends.yaml"
@@ -247,7 +247,7 @@ def test_train_predict_evaluate_on_the_demo_world(demo_world, tmp_path, arch):
 
     from anonbench.backends import get_backend
     from anonbench.evaluate import evaluate_coco
-    from anonbench.manifest import annotation_mask, load_manifest
+    from anonbench.manifest import load_manifest
 
     root, paths = demo_world
     b = get_backend("detectron2")
@@ -264,18 +264,7 @@ def test_train_predict_evaluate_on_the_demo_world(demo_world, tmp_path, arch):
     assert "SEED: 1" in ckpt["d2_config"]
     val = load_manifest(paths["val"])
     res = b.predict(str(out / "model.pt"), paths["val"], threads=2)
-    assert res, "no detections at score threshold 0"
-    cat_ids = {c["id"] for c in val["categories"]}
-    assert {r["category_id"] for r in res} <= cat_ids
-    img = {i["id"]: i for i in val["images"]}
-    for r in res[:20]:
-        x, y, w, h = r["bbox"]
-        assert w >= 0 and h >= 0 and x >= -1 and x + w <= img[r["image_id"]]["width"] + 1
-        if arch == "mask_rcnn":
-            mask = annotation_mask(r, img[r["image_id"]]["height"], img[r["image_id"]]["width"])
-            assert mask.shape == (img[r["image_id"]]["height"], img[r["image_id"]]["width"])
-        else:
-            assert len(r["keypoints"]) == 51
+    check_predictions(res, val, arch)
     if arch == "keypoint_rcnn":
         assert {r["category_id"] for r in res} == {1}
     types = ["bbox", "segm"] if arch == "mask_rcnn" else ["bbox", "keypoints"]

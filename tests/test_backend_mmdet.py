@@ -12,7 +12,7 @@ import pytest
 
 from anonbench.backends import check_model_config
 from anonbench.backends import mmdet_config as mc
-from conftest import job_counts, load_config, write_config
+from conftest import check_predictions, job_counts, load_config, write_config
 from test_backend_detectron2 import OVERLAY, merged_paper_and_overlay, overlay_models, run_snakemake
 from test_workflow_dag import expected_counts, fake_paper_roots
 
@@ -120,7 +120,7 @@ def test_train_predict_evaluate_on_the_demo_world(tmp_path):
 
     from anonbench.backends import get_backend
     from anonbench.evaluate import evaluate_coco
-    from anonbench.manifest import annotation_mask, load_manifest
+    from anonbench.manifest import load_manifest
 
     paths = _demo_manifests(tmp_path, n_train=8, n_val=4)
     b = get_backend("mmdet")
@@ -138,16 +138,7 @@ def test_train_predict_evaluate_on_the_demo_world(tmp_path):
     assert "seed=3" in ckpt["mmdet_config"].replace(" ", "")
     val = load_manifest(paths["val"])
     res = b.predict(str(out / "model.pt"), paths["val"], threads=2)
-    assert res, "no detections at score threshold 0"
-    cat_ids = {c["id"] for c in val["categories"]}
-    assert {r["category_id"] for r in res} <= cat_ids
-    img = {i["id"]: i for i in val["images"]}
-    for r in res[:20]:
-        x, y, w, h = r["bbox"]
-        size = img[r["image_id"]]
-        assert w >= 0 and h >= 0 and x >= -1 and x + w <= size["width"] + 1
-        assert annotation_mask(r, size["height"], size["width"]).shape == (size["height"],
-                                                                          size["width"])
+    check_predictions(res, val, "mask_rcnn")
     metrics = evaluate_coco(paths["val"], res, ["bbox", "segm"])
     assert math.isfinite(metrics["bbox/AP"]) and math.isfinite(metrics["segm/AP"])
 
