@@ -5,6 +5,7 @@ where mmdet and mmcv with its ops are installed; CI does not have them)."""
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 
@@ -64,6 +65,20 @@ def test_iteration_schedule_and_scratch_backbone():
     assert c["model"]["backbone"]["frozen_stages"] == -1
     assert c["model"]["neck"]["in_channels"] == [64, 128, 256, 512]
 
+
+
+def test_train_log_from_mmengine_scalars():
+    rows = [{"lr": 0.01, "data_time": 0.01, "loss": 2.5, "loss_cls": 0.8, "loss_mask": 1.0,
+             "acc": 90.0, "time": 0.5, "iter": 20, "step": 20},
+            {"coco/bbox_mAP": 0.1, "step": 30},                     # a validation row
+            {"lr": 0.005, "loss": 1.5, "loss_cls": 0.4, "loss_mask": 0.7, "time": 0.25,
+             "iter": 40, "step": 40}]
+    lines = [json.dumps(r) for r in rows] + [""]
+    recs = mc.train_log_records(lines)
+    assert [r["iter"] for r in recs] == [20, 40]
+    assert recs[0]["losses"] == {"loss": 2.5, "loss_cls": 0.8, "loss_mask": 1.0}
+    assert recs[1]["lr"] == 0.005 and recs[1]["s_per_iter"] == 0.25
+    assert recs[0]["seconds"] == 10.0 and recs[1]["seconds"] == 15.0   # 20 x 0.5 + 20 x 0.25
 
 @pytest.mark.parametrize("cfg, message", [
     ({"arch": "keypoint_rcnn"}, "mask_rcnn only"),
@@ -130,6 +145,8 @@ def test_train_predict_evaluate_on_the_demo_world(tmp_path):
                                        "score_thr": 0.0, "log_every": 2}, 3, str(out), threads=2,
                       log=lines.append)
     assert summary["iterations"] == 4 and summary["seed"] == 3
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in log] == [2, 4] and summary["final_losses"] == log[-1]["losses"]
     assert any("trained 4 iterations" in line for line in lines)
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []   # no temporaries
     assert not list((out / "mmdet").glob("*.pth"))   # mmengine's copy is not kept beside model.pt

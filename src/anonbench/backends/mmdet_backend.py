@@ -15,6 +15,7 @@ The training device is mmengine's choice (CUDA when available); ``device`` appli
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -26,7 +27,8 @@ import torch
 
 import mmdet  # noqa: F401  (ImportError here: the backend is not available)
 
-from ..manifest import Manifest, encode_mask, image_path, iter_images, load_manifest, write_json
+from ..manifest import (Manifest, atomic_write_text, encode_mask, image_path, iter_images,
+                        load_manifest, write_json)
 from .runtime import resolve_device, save_checkpoint, torch_threads
 from .categories import select_categories
 from .mmdet_config import (  # noqa: F401  (re-exported)
@@ -36,6 +38,7 @@ from .mmdet_config import (  # noqa: F401  (re-exported)
     build_mmdet_config,
     resolve_config,
     torchvision_weights_path,
+    train_log_records,
 )
 
 CHECKPOINT_FORMAT = "anonbench-mmdet-v1"
@@ -95,7 +98,8 @@ def versions() -> dict[str, str]:
 
 def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: str, *,
           threads: int = 1, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train on ``train_manifest``; write ``out_dir/model.pt`` (and mmengine's logs in out_dir/mmdet)."""
+    """Train on ``train_manifest``; write ``out_dir/model.pt`` and ``out_dir/train_log.jsonl``
+    (the other backends' format, from mmengine's scalars; its own logs stay in out_dir/mmdet)."""
     from mmengine.config import Config
     from mmengine.runner import Runner
     from mmdet.utils import register_all_modules
@@ -139,14 +143,20 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
             "versions": versions(),
         }
         iters = int(runner.iter)
+        scalars = Path(runner.log_dir) / "vis_data" / "scalars.json"
     path = out / "model.pt"
     save_checkpoint(ckpt, path)
     _drop_runner_checkpoints(work)
+    records = train_log_records(scalars.read_text().splitlines()) if scalars.is_file() else []
+    log_path = out / "train_log.jsonl"
+    atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in records))
     emit(f"[mmdet] trained {iters} iterations in {seconds:.1f} s "
          f"({seconds / max(1, iters):.3f} s/iter)")
-    return {"checkpoint": str(path), "arch": "mask_rcnn", "seed": int(seed), "iterations": iters,
-            "num_images": len(manifest["images"]), "categories": categories,
-            "seconds": round(seconds, 3), "s_per_iter": round(seconds / max(1, iters), 4),
+    return {"checkpoint": str(path), "train_log": str(log_path), "arch": "mask_rcnn",
+            "seed": int(seed), "iterations": iters, "num_images": len(manifest["images"]),
+            "categories": categories, "seconds": round(seconds, 3),
+            "s_per_iter": round(seconds / max(1, iters), 4),
+            "final_losses": records[-1]["losses"] if records else None,
             "threads": int(threads)}
 
 

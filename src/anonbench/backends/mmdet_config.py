@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Iterable
 
 from .categories import check_class_keys
 from .presets import with_preset
@@ -304,5 +304,28 @@ def build_mmdet_config(cfg: dict[str, Any], *, classes: list[str], train_ann: st
     }
 
 
+def train_log_records(scalars_lines: Iterable[str]) -> list[dict[str, Any]]:
+    """mmengine's ``vis_data/scalars.json`` (one JSON object a line, written every
+    ``log_every`` iterations) as the records of the other backends' ``train_log.jsonl``:
+    ``{"iter", "lr", "losses": {"loss", "loss_cls", ...}, "seconds", "s_per_iter"}``.
+    mmengine logs window means of ``time`` per iteration; ``seconds`` adds them up."""
+    records: list[dict[str, Any]] = []
+    seconds, last_iter = 0.0, 0
+    for line in scalars_lines:
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if "iter" not in row or "loss" not in row:
+            continue          # e.g. validation rows; this workflow trains without validation
+        it = int(row["iter"])
+        s_per_iter = float(row.get("time", 0.0))
+        seconds += s_per_iter * max(0, it - last_iter)
+        last_iter = it
+        records.append({"iter": it, "lr": float(row.get("lr", 0.0)),
+                        "losses": {k: float(v) for k, v in row.items() if k.startswith("loss")},
+                        "seconds": round(seconds, 3), "s_per_iter": round(s_per_iter, 4)})
+    return records
+
+
 __all__ = ["DEFAULTS", "DEMO_CONFIG", "OUTPUTS", "PRESETS", "TORCHVISION_FILES",
-           "build_mmdet_config", "resolve_config", "torchvision_weights_path"]
+           "build_mmdet_config", "resolve_config", "torchvision_weights_path", "train_log_records"]
