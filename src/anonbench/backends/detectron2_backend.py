@@ -38,7 +38,6 @@ import detectron2  # noqa: F401  (ImportError here: the backend is not available
 from detectron2.config import CfgNode, get_cfg
 
 from ..manifest import Manifest, encode_mask, image_path, iter_images, load_manifest
-from .runtime import resolve_device, save_checkpoint, torch_threads
 from .categories import flip_map, keypoint_names, select_categories
 from .detectron2_config import (  # noqa: F401  (re-exported)
     DEFAULTS,
@@ -50,6 +49,7 @@ from .detectron2_config import (  # noqa: F401  (re-exported)
     weights_cache_path,
     weights_url,
 )
+from .runtime import resolve_device, save_checkpoint, torch_threads
 
 CHECKPOINT_FORMAT = "anonbench-detectron2-v1"
 
@@ -87,8 +87,6 @@ def build_cfg(resolved: dict[str, Any], overrides: dict[str, Any]) -> CfgNode:
     for k, v in overrides.items():
         set_key(cfg, k, v)
     return cfg
-
-
 
 
 def _read_rgb(path: str) -> np.ndarray:

@@ -29,7 +29,6 @@ import mmdet  # noqa: F401  (ImportError here: the backend is not available)
 
 from ..manifest import (Manifest, atomic_write_text, encode_mask, image_path, iter_images,
                         load_manifest, write_json)
-from .runtime import resolve_device, save_checkpoint, torch_threads
 from .categories import select_categories
 from .mmdet_config import (  # noqa: F401  (re-exported)
     DEFAULTS,
@@ -40,10 +39,9 @@ from .mmdet_config import (  # noqa: F401  (re-exported)
     torchvision_weights_path,
     train_log_records,
 )
+from .runtime import resolve_device, save_checkpoint, torch_threads
 
 CHECKPOINT_FORMAT = "anonbench-mmdet-v1"
-
-
 
 
 def coco_for_mmdet(manifest: Manifest, categories: list[dict[str, Any]]) -> dict[str, Any]:
