@@ -64,6 +64,7 @@ from ..manifest import (
     iter_images,
     load_manifest,
 )
+from .categories import select_categories
 from .runtime import resolve_device, save_checkpoint, torch_threads
 from .torchvision_config import (  # noqa: F401  (re-exported)
     _ARCHS,
@@ -364,13 +365,6 @@ def _read_rgb(path: str) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def _select_categories(manifest: Manifest, classes: list[str] | None, arch: str,
-                       exclude: list[str] | None = None) -> list[dict]:
-    from .categories import select_categories
-
-    return select_categories(manifest, classes, exclude, arch)
-
-
 def _keypoint_names(manifest: Manifest, categories: list[dict]) -> list[str]:
     ids = {c["id"] for c in categories}
     for c in manifest["categories"]:
@@ -559,8 +553,8 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
     manifest = load_manifest(train_manifest)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    categories = _select_categories(manifest, cfg["classes"], cfg["arch"],
-                                    cfg.get("exclude_classes"))
+    categories = select_categories(manifest, cfg["classes"], cfg.get("exclude_classes"),
+                                   cfg["arch"])
     label_of = {c["id"]: i + 1 for i, c in enumerate(categories)}
     kp_names = _keypoint_names(manifest, categories)
     device = _device(cfg["device"])
