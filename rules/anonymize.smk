@@ -49,7 +49,14 @@ use rule anonymize as anonymize_realistic with:
 
 
 def variant_train_input(wildcards):
-    inputs = {"prepared": f"results/{wildcards.dataset}/prepared/train.json"}
+    inputs = {
+        "prepared": f"results/{wildcards.dataset}/prepared/train.json",
+        "checked": expand(
+            "results/{dataset}/prepared/checked/{shard}.json",
+            dataset=wildcards.dataset,
+            shard=dataset_shards(wildcards.dataset),
+        ),
+    }
     if variant_cfg(wildcards)["method"] != "none":
         inputs["shards"] = expand(
             "results/{dataset}/anonymized/{variant}/{shard}",

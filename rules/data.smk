@@ -33,6 +33,7 @@ rule prepare:
     params:
         format=lambda w: dataset_cfg(w)["format"],
         root=lambda w: anonbench_config.dataset_root(config, w.dataset),
+        persons=lambda w: dataset_cfg(w)["persons"],
     log:
         "results/logs/prepare/{dataset}_{split}.log",
     script:
@@ -50,3 +51,18 @@ rule shards:
         "results/logs/shards/{dataset}.log",
     script:
         "../scripts/shards.py"
+
+
+# Every training image decoded in full once (libjpeg warnings are errors), one job per shard,
+# before any train job (variant_manifest depends on every shard's check).
+rule check_images:
+    input:
+        "results/{dataset}/prepared/shards",
+    output:
+        "results/{dataset}/prepared/checked/{shard}.json",
+    params:
+        shard=lambda w: f"results/{w.dataset}/prepared/shards/{w.shard}.json",
+    log:
+        "results/logs/check_images/{dataset}_{shard}.log",
+    script:
+        "../scripts/check_images.py"

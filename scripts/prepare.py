@@ -6,4 +6,5 @@ from anonbench import steps  # noqa: E402
 
 with steps.logged(snakemake.log[0]):
     steps.prepare(snakemake.params.format, snakemake.params.root, snakemake.wildcards.split,
-                  snakemake.wildcards.dataset, snakemake.output[0])
+                  snakemake.wildcards.dataset, snakemake.output[0],
+                  persons=snakemake.params.persons)

@@ -26,7 +26,7 @@ SITE_VARS = ("ANONBENCH_SLURM_ACCOUNT", "ANONBENCH_SLURM_PARTITION",
 GPU_RULES = {"train", "evaluate"}          # always a GPU, on the GPU partition
 ANNOTATE = {"faces", "keypoints", "anonymize_realistic"}  # a GPU only for GPU models (gpu=1)
 GROUP = "shardwork"                        # the profile's group of the per-shard CPU jobs
-GROUPED = {"anonymize", "audit_shard"}
+GROUPED = {"anonymize", "audit_shard", "check_images"}
 GROUP_COMPONENTS = 16                      # the profile's group-components
 ANONYMIZE_MEM_MB = 2000                    # the profile's anonymize: mem_mb = 2000 * attempt
 

@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from . import images, regions
-from .manifest import Manifest, image_path, iter_images, load_manifest, write_json
+from .manifest import (Manifest, follow_umask, image_path, iter_images, load_manifest,
+                       write_json)
 
 
 
@@ -31,6 +32,8 @@ class Region:
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # x0, y0, x1, y1
     #: per face/person data for methods that synthesize each one (realistic; see anonbench.realistic)
     instances: list[Any] = field(default_factory=list)
+    #: the annotation ids of the persons whose face or body is in the region (anonbench.coverage)
+    covered: set[Any] = field(default_factory=set)
 
     def any(self) -> bool:
         return bool(self.boxes) and bool(self.mask.any())
@@ -119,11 +122,13 @@ def region_mask(height: int, width: int, anns: list[dict[str, Any]], faces: list
             box = regions.box_mask_into(region.mask, tuple(f["box"]))
             if box is not None:
                 region.boxes.append(box)
+                region.covered.add(f.get("annotation_id"))
     elif variant["region"] == "body":
         fraction = float(variant.get("dilation", regions.BODY_DILATION_FRACTION))
-        for _, inst, _ in regions.bodies_to_anonymize(anns, height, width,
-                                                      variant.get("min_body_size")):
+        for ann, inst, _ in regions.bodies_to_anonymize(anns, height, width,
+                                                        variant.get("min_body_size")):
             region.boxes.append(regions.dilate_body_mask_into(region.mask, inst, fraction))
+            region.covered.add(ann.get("id"))
     else:
         raise ValueError(f"unknown region {variant['region']!r} (face, body)")
     return region
@@ -151,10 +156,16 @@ def anonymize_shard(shard_manifest: str, faces_json: str | None, variant: dict[s
                     out_dir: str, *, progress: bool = True) -> dict[str, Any]:
     """Anonymize every image of one shard into ``out_dir`` (same relative file names).
 
-    Images with no region to anonymize are copied byte for byte. The directory is built under a
+    Images with no region to anonymize are copied with their metadata (EXIF, XMP, comments,
+    text chunks) stripped and their pixels as they were (:mod:`anonbench.metadata`); anonymized
+    ones are encoded anew, without metadata. Every file is written below ``out_dir`` (a name
+    that would leave it is refused); originals are only read. The directory is built under a
     temporary name and renamed when complete, so a killed job leaves no partial shard. Writes
-    ``out_dir/summary.json`` with per-shard counts and returns it.
+    ``out_dir/summary.json`` with per-shard counts and the person coverage
+    (:mod:`anonbench.coverage`), and returns it.
     """
+    from . import coverage, metadata
+
     manifest: Manifest = load_manifest(shard_manifest)
     faces = load_faces(faces_json) if faces_json else {}
     out = Path(out_dir)
@@ -164,14 +175,17 @@ def anonymize_shard(shard_manifest: str, faces_json: str | None, variant: dict[s
     for stale in out.parent.glob(f".{out.name}.*"):  # left by a job killed with SIGKILL
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    stats = {"images": 0, "anonymized_images": 0, "copied_images": 0, "regions": 0,
-             "region_pixels": 0}
+    follow_umask(tmp, directory=True)
+    stats: dict[str, Any] = {"images": 0, "anonymized_images": 0, "copied_images": 0,
+                             "regions": 0, "region_pixels": 0}
+    cov = coverage.new_coverage()
+    person_cats = coverage.person_like_ids(manifest)
     try:
         items = list(iter_images(manifest))
         bar = _progress(items, f"anonymize {manifest['info'].get('shard', '')}", progress)
         for img, anns in bar:
             src = image_path(manifest, img)
-            dst = tmp / img["file_name"]
+            dst = images.output_path(tmp, img["file_name"])
             dst.parent.mkdir(parents=True, exist_ok=True)
             image = images.read_image(src)
             h, w = image.shape[:2]
@@ -180,9 +194,11 @@ def anonymize_shard(shard_manifest: str, faces_json: str | None, variant: dict[s
                                  f"{img['width']}x{img['height']}")
             img_faces = faces.get(img["id"], [])
             region = region_mask(h, w, anns, img_faces, variant)
+            coverage.add_image(cov, img, anns, coverage.image_coverage(
+                anns, img_faces, region.covered, variant, h, w), person_cats)
             stats["images"] += 1
             if not region.any():
-                shutil.copyfile(src, dst)
+                metadata.copy_without_metadata(src, dst)
                 stats["copied_images"] += 1
                 continue
             images.write_image(dst, anonymize_image(image, region, variant))
@@ -190,6 +206,8 @@ def anonymize_shard(shard_manifest: str, faces_json: str | None, variant: dict[s
             stats["regions"] += (len(img_faces) if variant["region"] == "face"
                                  else sum(1 for a in anns if a.get("anonymize")))
             stats["region_pixels"] += int(region.mask.sum())
+        coverage.check_sums(cov, str(out))
+        stats["coverage"] = cov
         write_json(tmp / "summary.json", {"variant": variant, **stats}, indent=1)
         os.replace(tmp, out)
     except BaseException:

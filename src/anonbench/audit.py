@@ -20,7 +20,10 @@ realistic one should (a synthesized face is still a face). A number, not an erro
 
 The audit reads the files independently of the anonymize step, so it checks what training
 will see.  It also checks that the anonymized shard holds no hard link to an original image
-that has a region to anonymize.
+that has a region to anonymize, that no output image carries metadata (EXIF, XMP, comments,
+text chunks; :class:`MetadataLeakError`), and it accounts for every person of the shard
+(:mod:`anonbench.coverage`: anonymized, or the reason it was left), recomputed here from the
+shard, the faces and the variant rather than taken from the anonymize step's summary.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ FACE_IOU = 0.3
 
 class UntouchedRegionError(RuntimeError):
     """A region that should be anonymized is identical to the original."""
+
+
+class MetadataLeakError(RuntimeError):
+    """An output image carries metadata (EXIF, XMP, a comment, a text chunk, ...)."""
 
 
 def unchanged_fraction(original: np.ndarray, anonymized: np.ndarray, mask: np.ndarray,
@@ -120,10 +127,14 @@ def audit_shard(shard_manifest: str | Manifest, faces_json: str | None, variant:
     ``face_detector`` (an :class:`anonbench.annotators.faces.FaceDetector`): for face variants,
     count the face boxes it finds in the original and in the anonymized images.
     """
+    from . import coverage, metadata
+
     m = shard_manifest if isinstance(shard_manifest, dict) else load_manifest(shard_manifest)
     if variant.get("method", "none") == "none":
         raise ValueError("the original variant anonymizes nothing; there is nothing to audit")
     faces = load_faces(faces_json) if faces_json else {}
+    cov = coverage.new_coverage()
+    person_cats = coverage.person_like_ids(m)
     fractions: list[float] = []
     flat = 0
     check_faces = face_detector is not None and variant["region"] == "face"
@@ -135,13 +146,20 @@ def audit_shard(shard_manifest: str | Manifest, faces_json: str | None, variant:
         items = tqdm(items, desc="audit", file=sys.stderr, mininterval=2.0)
     for img, anns in items:
         h, w = img["height"], img["width"]
-        regions = image_regions(h, w, anns, faces.get(img["id"], []), variant)
-        if not regions:
-            continue
-        src = image_path(m, img)
+        img_faces = faces.get(img["id"], [])
+        covered = region_mask(h, w, anns, img_faces, variant).covered
+        coverage.add_image(cov, img, anns, coverage.image_coverage(
+            anns, img_faces, covered, variant, h, w), person_cats)
         dst = os.path.join(anonymized_dir, img["file_name"])
         if not os.path.isfile(dst):
             raise FileNotFoundError(f"{dst}: anonymized image missing")
+        leaked = metadata.has_metadata(dst)
+        if leaked:
+            raise MetadataLeakError(f"{dst}: output image carries metadata ({', '.join(leaked)})")
+        regions = image_regions(h, w, anns, img_faces, variant)
+        if not regions:
+            continue
+        src = image_path(m, img)
         if os.path.samefile(src, dst):
             raise UntouchedRegionError(f"{dst} is a link to the original {src}, which has "
                                        f"{len(regions)} region(s) to anonymize")
@@ -168,10 +186,31 @@ def audit_shard(shard_manifest: str | Manifest, faces_json: str | None, variant:
             found["faces"] += len(boxes)
             found["original"] += boxes_found(dets_original, boxes)
             found["anonymized"] += boxes_found(dets_anonymized, boxes)
-    out = {**summarize(fractions, tolerance), "flat_regions": flat}
+    coverage.check_sums(cov, anonymized_dir)
+    claimed = _claimed_coverage(anonymized_dir)
+    if claimed is not None and (claimed["anonymized"], claimed["skipped"]) != (
+            cov["anonymized"], dict(sorted(cov["skipped"].items()))):
+        raise UntouchedRegionError(
+            f"{anonymized_dir}: the anonymize step reports {coverage.describe(claimed)}, the "
+            f"audit finds {coverage.describe(cov)}")
+    out = {**summarize(fractions, tolerance), "flat_regions": flat, "coverage": cov}
     if check_faces:
         out["faces_detected"] = found
     return out
+
+
+def _claimed_coverage(anonymized_dir: str) -> dict[str, Any] | None:
+    """The coverage that the anonymize step wrote into the shard's summary.json, if any."""
+    import json
+
+    try:
+        with open(os.path.join(anonymized_dir, "summary.json")) as f:
+            cov = json.load(f).get("coverage")
+    except FileNotFoundError:
+        return None
+    if cov is not None:
+        cov["skipped"] = dict(sorted(cov["skipped"].items()))
+    return cov
 
 
 def summarize(fractions: list[float], tolerance: int = TOLERANCE) -> dict[str, Any]:
@@ -196,6 +235,12 @@ def merge(shard_audits: list[dict[str, Any]], variant_name: str,
     out = {"variant": variant_name, "variant_config": variant, "shards": len(shard_audits),
            **summarize(fractions, tol.pop()),
            "flat_regions": sum(s.get("flat_regions", 0) for s in shard_audits)}
+    if all("coverage" in s for s in shard_audits):
+        from . import coverage
+
+        out["coverage"] = coverage.merge(s["coverage"] for s in shard_audits)
+        out["coverage"]["reasons"] = {k: coverage.REASONS.get(k, k)
+                                      for k in out["coverage"]["skipped"]}
     checks = [s["face_check"] for s in shard_audits if "face_check" in s]
     if checks:
         out["face_check"] = checks[0]
@@ -206,5 +251,6 @@ def merge(shard_audits: list[dict[str, Any]], variant_name: str,
     return out
 
 
-__all__ = ["FACE_IOU", "TOLERANCE", "UNTOUCHED", "UntouchedRegionError", "audit_shard", "boxes_found",
+__all__ = ["FACE_IOU", "TOLERANCE", "UNTOUCHED", "MetadataLeakError", "UntouchedRegionError",
+           "audit_shard", "boxes_found",
            "image_regions", "load_face_detector", "merge", "summarize", "unchanged_fraction"]

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .manifest import follow_umask, no_space_error
+
 #: The study writes anonymized JPEGs at quality 100 without chroma subsampling (4:4:4).
 JPEG_QUALITY = 100
 #: PNG (Cityscapes) is written with a fast zlib level: the encoder dominates anonymization time.
@@ -38,6 +40,66 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise ImageReadError(f"{path}: cannot decode image ({e})") from None
 
 
+#: EXIF orientations that swap width and height (the manifest holds the upright size).
+_TRANSPOSING = (5, 6, 7, 8)
+
+
+def verify_image(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """Decode ``path`` in full and return its upright ``(width, height)``.
+
+    Stricter than :func:`read_image`: a zero-byte file, a truncated one (also one with an end
+    marker appended) and libjpeg's recoverable warnings ("premature end of data segment",
+    "corrupt data") are errors (:class:`ImageReadError` naming the file). JPEGs are decoded by
+    libjpeg-turbo through simplejpeg with ``strict=True``; other formats by Pillow, which raises
+    on truncated data (PNG: missing zlib data, bad CRC).
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: image not found") from None
+    except OSError as e:
+        raise ImageReadError(f"{path}: cannot read image ({e.strerror})") from None
+    if not data:
+        raise ImageReadError(f"{path}: image file is empty (0 bytes)")
+    import io
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt, size = im.format, im.size
+            orientation = im.getexif().get(0x0112, 1)
+            if fmt != "JPEG":
+                im.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{path}: cannot decode image ({e})") from None
+    if fmt == "JPEG":
+        _verify_jpeg(path, data)
+    w, h = size
+    return (h, w) if orientation in _TRANSPOSING else (w, h)
+
+
+def _verify_jpeg(path: str | os.PathLike[str], data: bytes) -> None:
+    import simplejpeg
+
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+    except ValueError as e:
+        if "nsupported" not in str(e):  # a colour space libjpeg-turbo cannot convert: Pillow
+            raise ImageReadError(f"{path}: corrupt JPEG ({e})") from None
+        with Image.open(path) as im:
+            im.load()
+
+
+def output_path(out_dir: str | os.PathLike[str], file_name: str) -> Path:
+    """``out_dir / file_name``, asserting that it stays below ``out_dir`` after symlinks (an
+    absolute name or ``..`` from an annotation file must never reach an original)."""
+    base = os.path.realpath(out_dir)
+    p = os.path.realpath(os.path.join(base, file_name))
+    if os.path.isabs(file_name) or os.path.commonpath([base, p]) != base or p == base:
+        raise ValueError(f"{file_name!r}: refusing to write outside the output directory {base}")
+    return Path(p)
+
+
 def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
     """Encode ``image`` (uint8 RGB) to ``path`` atomically; the format follows the suffix."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -55,8 +117,12 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
             im.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
         else:
             raise ValueError(f"{path}: unsupported image format {suffix!r} (jpg, jpeg, png)")
+        follow_umask(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        full = no_space_error(path, e)
+        if full is not None:
+            raise full from None
         raise

@@ -32,6 +32,40 @@ class ManifestError(ValueError):
     """A manifest or annotation file is not what the workflow expects."""
 
 
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | os.PathLike[str], *, directory: bool = False) -> None:
+    """Give a file made by ``mkstemp`` (0600) or a folder made by ``mkdtemp`` (0700) the mode
+    an ordinary ``open``/``mkdir`` would (0644/0755 under umask 022): results on a cluster are
+    shared with a group."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
+def no_space_error(path: str | os.PathLike[str], exc: BaseException) -> OSError | None:
+    """An ``OSError`` saying "no space left on device" (or "disk quota exceeded") with the path
+    when ``exc`` or what it was raised from is one -- e.g. torch's ``RuntimeError: [enforce fail
+    at inline_container.cc:...]`` raised while handling the ENOSPC of a checkpoint write."""
+    import errno
+    import shutil
+
+    e: BaseException | None = exc
+    while e is not None and not (isinstance(e, OSError)
+                                 and e.errno in (errno.ENOSPC, errno.EDQUOT)):
+        e = e.__cause__ or e.__context__
+    if e is None:
+        return None
+    what = "disk quota exceeded" if e.errno == errno.EDQUOT else "no space left on device"
+    try:
+        free = f" ({shutil.disk_usage(Path(path).parent).free // 2**20} MiB free there)"
+    except OSError:
+        free = ""
+    return OSError(e.errno, f"{path}: {what} while writing it{free}")
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same directory."""
     path = Path(path)
@@ -40,10 +74,14 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        follow_umask(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        full = no_space_error(path, e)
+        if full is not None:
+            raise full from None
         raise
 
 

@@ -50,10 +50,11 @@ def demo_world(root: str, generate: dict[str, Any]) -> None:
     print(json.dumps(summary, indent=1))
 
 
-def prepare(fmt: str, root: str, split: str, dataset: str, out: str) -> None:
+def prepare(fmt: str, root: str, split: str, dataset: str, out: str,
+            persons: str = "auto") -> None:
     from .datasets import load_split, summary_line
 
-    manifest = load_split(fmt, root, split, dataset)
+    manifest = load_split(fmt, root, split, dataset, persons)
     print(summary_line(dataset, fmt, split, manifest["info"].get("summary", {})))
     print(f"{dataset}/{split}: {json.dumps(manifest['info'].get('summary', {}))}")
     write_json(out, manifest)
@@ -71,6 +72,34 @@ def make_shards(prepared: str, n: int, out_dir: str) -> None:
         print(f"shard {shard['info']['shard']}: {json.dumps(shards.summary(shard))}")
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
+
+
+def check_images(shard_json: str, out: str, *, progress: bool = True) -> None:
+    """Decode every image of a shard in full (:func:`anonbench.images.verify_image`) and check
+    its size against the manifest; writes the count and the time per image."""
+    from . import images
+    from .manifest import image_path
+
+    m = load_manifest(shard_json)
+    items = m["images"]
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(items, desc=f"check images {m['info'].get('shard', '')}", mininterval=2.0)
+    t0 = time.perf_counter()
+    for img in items:
+        path = image_path(m, img)
+        size = images.verify_image(path)
+        if size != (img["width"], img["height"]):
+            raise images.ImageReadError(
+                f"{path}: image {img['id']} is {size[0]}x{size[1]} but its annotation says "
+                f"{img['width']}x{img['height']}")
+    seconds = time.perf_counter() - t0
+    n = len(m["images"])
+    result = {"shard": m["info"].get("shard"), "images": n, "seconds": round(seconds, 3),
+              "ms_per_image": round(1000 * seconds / n, 2) if n else None}
+    print(json.dumps(result))
+    write_json(out, result)
 
 
 def faces(shard_json: str, cfg: dict[str, Any], out: str, *, keypoints_json: str | None = None,
@@ -111,7 +140,31 @@ def anonymized_train_manifest(prepared: str, variant_name: str, variant: dict[st
             p = os.path.join(root, img["file_name"])
             if not os.path.isfile(p):
                 raise FileNotFoundError(f"{p}: anonymized image missing (incomplete shard?)")
+        m["info"]["coverage"] = variant_coverage(m, root, n_shards, variant_name, variant)
     write_json(out, m)
+
+
+def variant_coverage(prepared: dict[str, Any], root: str, n_shards: int, variant_name: str,
+                     variant: dict[str, Any]) -> dict[str, Any]:
+    """The variant's person coverage from its shards' summaries: it must account for every
+    person that prepare found, and anonymize somebody (:func:`coverage.check_not_empty`)."""
+    from . import coverage
+    from .shards import shard_names
+
+    parts = []
+    for shard in shard_names(n_shards):
+        with open(os.path.join(root, shard, "summary.json")) as f:
+            parts.append(json.load(f)["coverage"])
+    cov = coverage.merge(parts)
+    coverage.check_sums(cov, root)
+    present = prepared["info"].get("summary", {}).get("persons", {}).get("present")
+    if present is not None and present != cov["present"]:
+        raise AssertionError(f"{root}: the shards account for {cov['present']} persons, "
+                             f"prepare found {present}")
+    dataset = prepared["info"].get("dataset", "?")
+    print(f"{dataset}/{variant_name}: {coverage.describe(cov)}")
+    coverage.check_not_empty(cov, dataset, variant_name, variant)
+    return {k: v for k, v in cov.items() if k != "ids"}
 
 
 def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: str,
@@ -162,8 +215,16 @@ def audit_shard(shard_json: str, faces_json: str | None, variant: dict[str, Any]
                                face_detector=detector, progress=True)
     if face_check is not None:
         result["face_check"] = face_check
-    print(json.dumps({k: v for k, v in result.items() if k != "fractions"}))
+    _print_audit(result)
     write_json(out, result)
+
+
+def _print_audit(result: dict[str, Any]) -> None:
+    from .coverage import describe
+
+    print(json.dumps({k: v for k, v in result.items() if k not in ("fractions", "coverage")}))
+    if "coverage" in result:
+        print(describe(result["coverage"]))
 
 
 def audit_variant(shard_audits: list[str], variant_name: str, variant: dict[str, Any],
@@ -175,7 +236,7 @@ def audit_variant(shard_audits: list[str], variant_name: str, variant: dict[str,
         with open(p) as f:
             shards.append(json.load(f))
     result = audit.merge(shards, variant_name, variant)
-    print(json.dumps({k: v for k, v in result.items() if k != "fractions"}))
+    _print_audit(result)
     write_json(out, result)
 
 

@@ -9,6 +9,8 @@ import json
 import math
 from typing import Any, Sequence
 
+from .coverage import describe, percent_anonymized
+
 
 def mean_stderr(values: Sequence[float]) -> tuple[float, float | None]:
     """Mean and standard error of the mean (sample std, ddof=1, over sqrt(n)); None for n = 1."""
@@ -94,6 +96,13 @@ def privacy_cell(audit: dict[str, Any] | None) -> str:
 
 
 FACES_COLUMN = "faces found %"
+PERSONS_COLUMN = "persons anonymized %"
+
+
+def persons_cell(audit: dict[str, Any] | None) -> str:
+    """% of the training split's persons that the variant anonymized; '-' when not audited."""
+    pct = percent_anonymized((audit or {}).get("coverage"))
+    return "-" if pct is None else f"{pct:.1f}"
 
 
 def faces_cell(audit: dict[str, Any] | None) -> str:
@@ -112,6 +121,8 @@ def render_markdown(name: str, table: dict[str, Any], rows: list[dict[str, Any]]
     extra = []
     if audits is not None:
         extra.append(PRIVACY_COLUMN)
+        if any(a.get("coverage") for a in audits.values()):
+            extra.append(PERSONS_COLUMN)
         if any(a.get("faces_detected") for a in audits.values()):
             extra.append(FACES_COLUMN)
     n = sorted({c["n"] for r in rows for c in r["columns"].values()})
@@ -126,6 +137,8 @@ def render_markdown(name: str, table: dict[str, Any], rows: list[dict[str, Any]]
         a = (audits or {}).get(r["variant"])
         if PRIVACY_COLUMN in extra:
             cells.append(privacy_cell(a))
+        if PERSONS_COLUMN in extra:
+            cells.append(persons_cell(a))
         if FACES_COLUMN in extra:
             cells.append(faces_cell(a))
         lines.append(f"| {r['variant']} | " + " | ".join(cells) + " |")
@@ -134,6 +147,13 @@ def render_markdown(name: str, table: dict[str, Any], rows: list[dict[str, Any]]
         lines += ["", f"{PRIVACY_COLUMN}: privacy audit, mean over the anonymized regions of the "
                   f"share of pixels within {'/'.join(map(str, tol)) or 2} levels of the original "
                   "(blur keeps flat areas; 0 = every pixel replaced). No region was left untouched."]
+    if PERSONS_COLUMN in extra:
+        lines += ["", f"{PERSONS_COLUMN}: person instances of the training split that the variant "
+                  "anonymized, of all present; the others were left with a named reason:"]
+        for r in rows:
+            cov = ((audits or {}).get(r["variant"]) or {}).get("coverage")
+            if cov:
+                lines.append(f"- `{r['variant']}`: {describe(cov)}")
     if FACES_COLUMN in extra:
         check = next(a["face_check"] for a in audits.values() if a.get("face_check")
                      and a.get("faces_detected"))
@@ -154,6 +174,10 @@ def render_csv(rows: list[dict[str, Any]],
         if a is not None and a["regions"]:
             w.writerow([r["variant"], "privacy/unchanged_fraction", f"{a['unchanged_mean']:.4f}",
                         "", "", a["regions"], ""])
+        cov = (a or {}).get("coverage")
+        if cov and cov["present"]:
+            w.writerow([r["variant"], "privacy/persons_anonymized_fraction",
+                        f"{cov['anonymized'] / cov['present']:.4f}", "", "", cov["present"], ""])
         found = (a or {}).get("faces_detected")
         if found and found["faces"]:
             for key in ("anonymized", "original"):

@@ -12,6 +12,8 @@ from typing import Any, Iterator
 
 import torch
 
+from ..manifest import follow_umask, no_space_error
+
 
 def resolve_device(name: str) -> str:
     """``auto`` -> ``cuda`` where CUDA is available, else ``cpu``; a ``cuda`` device without CUDA
@@ -40,11 +42,17 @@ def save_checkpoint(obj: Any, path: str | os.PathLike[str]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        torch.save(obj, tmp)
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        follow_umask(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        full = no_space_error(path, e)
+        if full is not None:
+            raise full from None
         raise

@@ -7,26 +7,33 @@ from typing import Any, Callable
 from ..manifest import Manifest
 
 
-def _coco(root: str, split: str) -> Manifest:
+def _coco(root: str, split: str, persons: str = "auto") -> Manifest:
     from . import coco
 
-    return coco.load_split(root, split)
+    return coco.load_split(root, split, persons=persons)
 
 
-def _cityscapes(root: str, split: str) -> Manifest:
+def _cityscapes(root: str, split: str, persons: str = "all") -> Manifest:
     from . import cityscapes
 
+    _only_rule_all("cityscapes", persons)
     return cityscapes.load_split(root, split)
 
 
-def _bdd100k(root: str, split: str) -> Manifest:
+def _bdd100k(root: str, split: str, persons: str = "all") -> Manifest:
     from . import bdd100k
 
+    _only_rule_all("bdd100k", persons)
     return bdd100k.load_split(root, split)
 
 
-#: Registry: format name -> loader (root, split) -> manifest.
-FORMATS: dict[str, Callable[[str, str], Manifest]] = {
+def _only_rule_all(fmt: str, persons: str) -> None:
+    if persons not in ("auto", "all"):
+        raise ValueError(f"persons: {persons!r}: {fmt} has no keypoints; its rule is 'all'")
+
+
+#: Registry: format name -> loader (root, split, persons=rule) -> manifest.
+FORMATS: dict[str, Callable[..., Manifest]] = {
     "coco": _coco, "cityscapes": _cityscapes, "bdd100k": _bdd100k}
 
 #: Files whose presence tells that a dataset root is plausible, checked at parse time.
@@ -42,13 +49,22 @@ ROOT_MARKERS: dict[str, list[str]] = {
 STUDY_PERSONS_KEPT: dict[str, int] = {"coco": 149_813, "cityscapes": 17_919, "bdd100k": 9_954}
 
 
-def load_split(fmt: str, root: str, split: str, dataset: str) -> Manifest:
+def load_split(fmt: str, root: str, split: str, dataset: str, persons: str = "auto") -> Manifest:
+    """One split of a dataset on disk as a manifest, with every image confined to the split's
+    image directory and every person instance in a coverage bucket (:mod:`anonbench.coverage`)."""
+    from ..coverage import account_prepared
+    from .checks import confine_images
+
     try:
         loader = FORMATS[fmt]
     except KeyError:
         raise ValueError(f"unknown dataset format {fmt!r} (known: {', '.join(FORMATS)})") from None
-    m = loader(root, split)
+    m = loader(root, split, persons=persons)
     m["info"]["dataset"] = dataset
+    confine_images(m, m["info"].get("annotation_file") or m["info"].get("label_file")
+                   or m["info"]["image_root"])
+    rule = m["info"].setdefault("persons_rule", "all")
+    m["info"].setdefault("summary", {})["persons"] = account_prepared(m, rule)
     return m
 
 
@@ -91,8 +107,16 @@ def summary_line(dataset: str, fmt: str, split: str, summary: dict[str, Any]) ->
     if split == "train" and fmt in STUDY_PERSONS_KEPT:
         line += f" (the study, real {fmt} train set: {STUDY_PERSONS_KEPT[fmt]:,})"
     line += "; skipped: " + (", ".join(f"{k} {v:,}" for k, v in skipped.items()) or "none")
+    persons = summary.get("persons")
+    if persons:
+        skipped_all = ", ".join(f"{k} {v:,}" for k, v in persons["skipped"].items()) or "none"
+        line += (f"; persons present {persons['present']:,} = eligible {persons['eligible']:,}"
+                 f" + skipped ({skipped_all}); eligible by the rule '{persons['rule']}': "
+                 f"{persons['rule_text']}")
+        if persons["skipped"].get("rider"):
+            line += "; riders stay a training class and are not anonymized (as the study)"
     others = {k: v for k, v in summary.items()
-              if k not in ("images", "persons_kept", "persons_skipped")}
+              if k not in ("images", "persons_kept", "persons_skipped", "persons")}
     if others:
         line += "; " + describe(others)
     return line

@@ -200,7 +200,8 @@ def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool =
             if size != (w, h):
                 raise ManifestError(f"{img_path}: image is {size[0]}x{size[1]} but its bitmask "
                                     f"{where} is {w}x{h}")
-        images.append({"id": image_id, "file_name": name, "width": int(w), "height": int(h)})
+        image = {"id": image_id, "file_name": name, "width": int(w), "height": int(h)}
+        images.append(image)
         for r in records:
             if r["category"] not in cat_id:
                 summary["skipped_other_category"] += 1
@@ -208,6 +209,9 @@ def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool =
             person = r["category"] == PERSON
             if r["area"] <= 0:
                 summary["skipped_empty"] += 1
+                if r["category"] in (PERSON, "rider"):  # accounted for (anonbench.coverage)
+                    image.setdefault("dropped_persons", []).append(
+                        {"instance_id": r["instance_id"], "reason": "no_pixels"})
                 continue
             ignore = r["crowd"] or r["ignored"]
             if person and r["crowd"]:
@@ -222,7 +226,9 @@ def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool =
                          "area": r["area"], "bbox": r["bbox"], "iscrowd": int(ignore),
                          "crowd": int(r["crowd"]), "ignored": int(r["ignored"]),
                          "instance_id": r["instance_id"],
-                         "anonymize": bool(person and not ignore)})
+                         "anonymize": bool(person and not ignore),
+                         **({"skip_reason": "crowd" if r["crowd"] else "ignored"}
+                            if person and ignore else {})})
     summary["images"] = len(images)
     return {
         "info": {"format": "bdd100k", "split": split, "image_root": str(img_dir),

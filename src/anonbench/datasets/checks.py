@@ -29,13 +29,18 @@ def require_dir(path: str | os.PathLike[str], what: str) -> Path:
     return path
 
 
-def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """``(width, height)`` of an image file; raises :class:`ManifestError` if it is missing,
-    not an image, or truncated (no end marker)."""
+def image_size(path: str | os.PathLike[str], *, upright: bool = False) -> tuple[int, int]:
+    """``(width, height)`` of an image file (``upright``: after its EXIF orientation); raises
+    :class:`ManifestError` if it is missing, empty, not an image, or truncated (no end marker).
+    The full decode comes later, per shard (rule check_images)."""
     path = Path(path)
     try:
+        if path.stat().st_size == 0:
+            raise ManifestError(f"{path}: image file is empty (0 bytes)")
         with Image.open(path) as im:
             size, fmt = im.size, im.format
+            if upright and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                size = (size[1], size[0])
     except FileNotFoundError:
         raise ManifestError(f"{path}: image not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
@@ -50,6 +55,31 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     if fmt == "JPEG" and not tail.rstrip(b"\x00\r\n ").endswith(_JPEG_EOI):
         raise ManifestError(f"{path}: truncated JPEG (no end-of-image marker)")
     return size
+
+
+def confined_image_path(image_root: str | os.PathLike[str], image: dict[str, Any],
+                        source: str | os.PathLike[str]) -> Path:
+    """The image's path below ``image_root``; raises :class:`ManifestError` naming ``source``
+    (the annotation file), the image id and the path when ``file_name`` is absolute or resolves,
+    after symlinks, outside the image directory (an anonymized copy of it would be written
+    outside the variant's output, or over the original)."""
+    name = str(image.get("file_name", ""))
+    root = Path(image_root)
+    where = f"{source}: image {image.get('id')} file_name {name!r}"
+    if not name or os.path.isabs(name) or name.startswith("\\") or ":" in name[:3]:
+        raise ManifestError(f"{where} is not a relative path inside the image directory {root}")
+    real_root = os.path.realpath(root)
+    p = os.path.realpath(root / name)
+    if os.path.commonpath([real_root, p]) != real_root or p == real_root:
+        raise ManifestError(f"{where} resolves to {p}, outside the image directory {real_root}")
+    return root / name
+
+
+def confine_images(manifest: dict[str, Any], source: str | os.PathLike[str]) -> None:
+    """:func:`confined_image_path` for every image of a manifest."""
+    root = manifest["info"]["image_root"]
+    for img in manifest["images"]:
+        confined_image_path(root, img, source)
 
 
 def read_json(path: str | os.PathLike[str], what: str) -> Any:

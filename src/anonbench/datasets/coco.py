@@ -3,7 +3,10 @@
 ``annotations/instances_{split}2017.json`` gives every category's instances;
 ``annotations/person_keypoints_{split}2017.json`` adds the persons' keypoints. Persons to
 anonymize (the study's rule for COCO): category person, not ``iscrowd``, at least one labelled
-keypoint. Images: ``{split}2017/``.
+keypoint. Without a keypoints file (most users' own, instance-only COCO files) every non-crowd
+person is eligible instead; ``persons: keypoints | all`` in the dataset's config chooses the rule
+explicitly (``auto``, the default: ``keypoints`` when the keypoints file exists, else ``all``).
+Images: ``{split}2017/``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..manifest import Manifest, ManifestError, person_category_ids
+from . import checks
 
 REQUIRED_IMAGE_KEYS = ("id", "file_name", "width", "height")
 REQUIRED_ANN_KEYS = ("id", "image_id", "category_id", "bbox", "segmentation")
@@ -48,7 +52,77 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool = True) -> Manifest:
+def _unique_images(images: list[dict[str, Any]], source: Path) -> set[Any]:
+    """The image ids; a repeated id or file name is an error naming both entries."""
+    by_id: dict[Any, str] = {}
+    by_name: dict[str, Any] = {}
+    for img in images:
+        if img["id"] in by_id:
+            raise ManifestError(f"{source}: image id {img['id']} appears twice "
+                                f"({by_id[img['id']]!r} and {img['file_name']!r})")
+        if img["file_name"] in by_name:
+            raise ManifestError(f"{source}: file_name {img['file_name']!r} appears twice "
+                                f"(images {by_name[img['file_name']]} and {img['id']})")
+        if not (isinstance(img["width"], int) and isinstance(img["height"], int)
+                and img["width"] > 0 and img["height"] > 0):
+            raise ManifestError(f"{source}: image {img['id']} has width/height "
+                                f"{img['width']!r}x{img['height']!r}, not positive integers")
+        by_id[img["id"]], by_name[img["file_name"]] = img["file_name"], img["id"]
+    return set(by_id)
+
+
+def _check_annotation(a: dict[str, Any], size: tuple[int, int], n_keypoints: int,
+                      source: Path) -> None:
+    """Shape checks pycocotools and the backends would otherwise fail on, naming nothing."""
+    where = f"{source}: annotation {a['id']}"
+    seg = a["segmentation"]
+    if isinstance(seg, list):
+        for i, poly in enumerate(seg):
+            if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2:
+                n = len(poly) if isinstance(poly, list) else type(poly).__name__
+                raise ManifestError(f"{where}: polygon {i} has {n} coordinates; a polygon needs "
+                                    "at least 3 points (6 numbers, x y pairs)")
+    elif not (isinstance(seg, dict) and "counts" in seg and "size" in seg):
+        raise ManifestError(f"{where}: segmentation is neither polygons nor RLE")
+    elif list(seg["size"]) != [size[1], size[0]]:
+        raise ManifestError(f"{where}: RLE size {seg['size']} is not the image's "
+                            f"[{size[1]}, {size[0]}] (height, width)")
+    kp = a.get("keypoints")
+    if kp is not None and n_keypoints and len(kp) != 3 * n_keypoints:
+        raise ManifestError(f"{where}: {len(kp)} keypoint numbers, expected 3 x "
+                            f"{n_keypoints} = {3 * n_keypoints} (x, y, v per keypoint)")
+    bbox = a.get("bbox")
+    if not (isinstance(bbox, list) and len(bbox) == 4
+            and all(isinstance(v, (int, float)) for v in bbox)):
+        raise ManifestError(f"{where}: bbox {bbox!r} is not [x, y, width, height]")
+
+
+def _clip_bbox(a: dict[str, Any], size: tuple[int, int]) -> int:
+    """Clip the bbox to the image in place; 1 when it had to be clipped."""
+    w, h = size
+    x, y, bw, bh = (float(v) for v in a["bbox"])
+    x0, y0 = min(max(x, 0.0), w), min(max(y, 0.0), h)
+    x1, y1 = min(max(x + bw, 0.0), w), min(max(y + bh, 0.0), h)
+    if (x0, y0, x1, y1) == (x, y, x + bw, y + bh):
+        return 0
+    a["bbox"] = [x0, y0, x1 - x0, y1 - y0]
+    return 1
+
+
+def persons_rule(requested: str, has_keypoints: bool, keypoints_file: Path) -> str:
+    """The eligibility rule that applies: ``keypoints`` or ``all`` (see the module doc)."""
+    if requested == "auto":
+        return "keypoints" if has_keypoints else "all"
+    if requested == "keypoints" and not has_keypoints:
+        raise ManifestError(f"{keypoints_file}: not found, but the dataset's persons: keypoints "
+                            "needs it (use persons: all for an instance-only dataset)")
+    if requested not in ("keypoints", "all"):
+        raise ManifestError(f"persons: {requested!r} is not a rule (auto, keypoints, all)")
+    return requested
+
+
+def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool = True,
+               persons: str = "auto") -> Manifest:
     """One split as a manifest; raises :class:`ManifestError` naming the offending file."""
     root = Path(root)
     if not root.is_dir():
@@ -56,6 +130,8 @@ def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool =
     files = annotation_files(root, split)
     inst = _read_json(files["instances"])
     kps = _read_json(files["keypoints"]) if files["keypoints"].exists() else None
+    rule = persons_rule(persons, kps is not None, files["keypoints"])
+    sizes = {img["id"]: (img["width"], img["height"]) for img in inst["images"]}
     image_root = root / f"{split}2017"
     if not inst["images"]:
         raise ManifestError(f"{files['instances']}: split '{split}' has no images")
@@ -72,41 +148,56 @@ def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool =
             if c["id"] == person_cat["id"]:
                 c.update({k: person_cat[k] for k in ("keypoints", "skeleton") if k in person_cat})
     manifest: Manifest = {
-        "info": {"format": "coco", "split": split, "image_root": str(image_root)},
+        "info": {"format": "coco", "split": split, "image_root": str(image_root),
+                 "annotation_file": str(files["instances"]), "persons_rule": rule},
         "images": inst["images"],
         "annotations": inst["annotations"],
         "categories": categories,
     }
     persons = person_category_ids(manifest)
-    image_ids = {img["id"] for img in manifest["images"]}
-    skipped = {"crowd": 0, "no_keypoints": 0}
+    image_ids = _unique_images(manifest["images"], files["instances"])
+    n_keypoints = {c["id"]: len(c.get("keypoints") or []) for c in categories}
+    clipped = 0
+    if check_images:
+        for img in manifest["images"]:
+            p = checks.confined_image_path(image_root, img, files["instances"])
+            if not p.is_file():
+                raise ManifestError(f"{files['instances']}: image {img['id']} points at "
+                                    f"{p}, which does not exist")
+            size = checks.image_size(p, upright=True)
+            if size != (img["width"], img["height"]):
+                raise ManifestError(f"{files['instances']}: image {img['id']} is "
+                                    f"{img['width']}x{img['height']} in the annotations but "
+                                    f"{p} is {size[0]}x{size[1]}")
+    skipped = {"crowd": 0, "no_keypoints": 0} if rule == "keypoints" else {"crowd": 0}
     kept = 0
+    seen: set[Any] = set()
     for a in manifest["annotations"]:
+        if a["id"] in seen:
+            raise ManifestError(f"{files['instances']}: annotation id {a['id']} appears twice")
+        seen.add(a["id"])
         if a["image_id"] not in image_ids:
             raise ManifestError(f"{files['instances']}: annotation {a['id']} points at "
                                 f"image {a['image_id']}, which is not in the file")
         k = keypoints_by_id.get(a["id"])
         if k is not None and "keypoints" in k:
             a["keypoints"], a["num_keypoints"] = k["keypoints"], k.get("num_keypoints", 0)
+        _check_annotation(a, sizes[a["image_id"]], n_keypoints.get(a["category_id"], 0),
+                          files["keypoints"] if k is not None else files["instances"])
+        clipped += _clip_bbox(a, sizes[a["image_id"]])
         a.setdefault("iscrowd", 0)
         if a["category_id"] in persons:
             if a["iscrowd"]:
                 skipped["crowd"] += 1
-                a["anonymize"] = False
-            elif a.get("num_keypoints", 0) <= 0:
+                a["anonymize"], a["skip_reason"] = False, "crowd"
+            elif rule == "keypoints" and a.get("num_keypoints", 0) <= 0:
                 skipped["no_keypoints"] += 1
-                a["anonymize"] = False
+                a["anonymize"], a["skip_reason"] = False, "no_keypoints"
             else:
                 a["anonymize"] = True
                 kept += 1
         else:
             a["anonymize"] = False
-    if check_images:
-        for img in manifest["images"]:
-            p = image_root / img["file_name"]
-            if not p.is_file():
-                raise ManifestError(f"{files['instances']}: image {img['id']} points at "
-                                    f"{p}, which does not exist")
     manifest["info"]["summary"] = {"images": len(manifest["images"]), "persons_kept": kept,
-                                   "persons_skipped": skipped}
+                                   "persons_skipped": skipped, "bboxes_clipped": clipped}
     return manifest

@@ -35,6 +35,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from ..manifest import follow_umask
+
 KEYPOINTS = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
              "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
              "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]
@@ -348,6 +350,7 @@ def generate_world(root: str | os.PathLike[str], *, seed: int = 0, n_train: int 
         raise FileExistsError(f"{root}: exists and is not empty")
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    follow_umask(tmp, directory=True)
     try:
         (tmp / "annotations").mkdir()
         summary = {}
@@ -564,6 +567,7 @@ def generate_world_in_layout(root: str | os.PathLike[str], layout: str = "coco",
         raise FileExistsError(f"{root}: exists and is not empty")
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    follow_umask(tmp, directory=True)
     try:
         summary = generate_world(tmp / "coco", **kwargs)
         summary["layout"] = LAYOUTS[layout](tmp / "coco", tmp / "out")

@@ -60,8 +60,9 @@ def _key(ident: Any, box: Iterable[float]) -> int:
     return zlib.crc32(json.dumps([round(float(v), 3) for v in box]).encode())
 
 
-def _place(region: Any, inst: Instance) -> None:
+def _place(region: Any, inst: Instance, annotation_id: Any) -> None:
     h, w = region.mask.shape
+    region.covered.add(annotation_id)
     ix0, iy0, ix1, iy1 = crops.inside(inst.box, (h, w))
     x0, y0 = inst.box[:2]
     region.mask[iy0:iy1, ix0:ix1] |= inst.paste[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
@@ -96,7 +97,8 @@ def realistic_region(height: int, width: int, anns: list[dict[str, Any]],
             paste = np.zeros((box[3] - box[1], box[2] - box[0]), bool)
             paste[ib[1] - box[1]:ib[3] - box[1], ib[0] - box[0]:ib[2] - box[0]] = True
             _place(region, Instance("face_hr" if hr else "face",
-                                    _key(f.get("annotation_id"), f["box"]), box, paste))
+                                    _key(f.get("annotation_id"), f["box"]), box, paste),
+                   f.get("annotation_id"))
     elif variant["region"] == "body":
         fraction = float(variant.get("dilation", regions.BODY_DILATION_FRACTION))
         scratch = np.zeros(shape, dtype=bool)
@@ -113,7 +115,7 @@ def realistic_region(height: int, width: int, anns: list[dict[str, Any]],
             _place(region, Instance("body", _key(ann.get("id"), tight), box, paste,
                                     person=crops.cut(inst, box, False),
                                     keypoints=None if kp is None else
-                                    np.asarray(kp, np.float64).reshape(17, 3)))
+                                    np.asarray(kp, np.float64).reshape(17, 3)), ann.get("id"))
     else:
         raise ValueError(f"unknown region {variant['region']!r} (face, body)")
     return region

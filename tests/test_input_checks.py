@@ -1,0 +1,217 @@
+"""Bad input stops at the earliest step that can see it, with the file or annotation named:
+the full decode of every training image (rule check_images), annotation checks in prepare, disk
+full, and output modes that follow the umask."""
+
+import json
+import os
+import stat
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from anonbench import anonymize, steps
+from anonbench.datasets import demo, load_split
+from anonbench.images import ImageReadError, verify_image
+from anonbench.manifest import ManifestError, load_manifest, write_json
+
+
+def photo(h=96, w=128, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(a).resize((w, h), Image.BICUBIC))
+
+
+def truncated_with_end_marker(path):
+    """The half of a file, with the format's end marker appended (passes the header check)."""
+    data = path.read_bytes()
+    end = b"\xff\xd9" if data[:2] == b"\xff\xd8" else b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    path.write_bytes(data[: len(data) // 2] + end)
+
+
+# --- the full decode --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_verify_image_decodes_in_full(tmp_path, suffix):
+    p = tmp_path / f"a{suffix}"
+    Image.fromarray(photo()).save(p)
+    assert verify_image(p) == (128, 96)
+    truncated_with_end_marker(p)
+    with Image.open(p) as im:  # what prepare's header check sees: a fine-looking image
+        assert im.size == (128, 96)
+    with pytest.raises(ImageReadError, match=rf"a\{suffix}: (corrupt JPEG|cannot decode)"):
+        verify_image(p)
+
+
+def test_verify_image_names_an_empty_file_and_applies_the_orientation(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ImageReadError, match=r"empty\.jpg: image file is empty \(0 bytes\)"):
+        verify_image(tmp_path / "empty.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees: the annotations see it upright, 96 x 128
+    Image.fromarray(photo()).save(tmp_path / "r.jpg", exif=exif.tobytes())
+    assert verify_image(tmp_path / "r.jpg") == (96, 128)
+
+
+@pytest.mark.parametrize("fmt", ["coco", "cityscapes", "bdd100k"])
+def test_a_corrupt_training_image_stops_the_shard_check(tmp_path, fmt):
+    if fmt == "cityscapes":
+        pytest.importorskip("cityscapesscripts")
+    root = tmp_path / fmt
+    demo.generate_world_in_layout(root, fmt, seed=1, n_train=4, n_val=2)
+    prepared = tmp_path / "train.json"
+    steps.prepare(fmt, str(root), "train", "d", str(prepared))
+    steps.make_shards(str(prepared), 2, str(tmp_path / "shards"))
+    m = load_manifest(tmp_path / "shards" / "001.json")
+    steps.check_images(str(tmp_path / "shards" / "000.json"), str(tmp_path / "000.json"),
+                       progress=False)
+    assert json.loads((tmp_path / "000.json").read_text())["images"] == 2
+    img = m["images"][0]
+    victim = root / m["info"]["image_root"] / img["file_name"]
+    truncated_with_end_marker(victim)
+    with pytest.raises(ImageReadError, match=str(victim)):
+        steps.check_images(str(tmp_path / "shards" / "001.json"), str(tmp_path / "001.json"),
+                           progress=False)
+    assert not (tmp_path / "001.json").exists()
+
+
+def test_the_shard_check_names_a_size_that_differs_from_the_annotation(tmp_path):
+    Image.fromarray(photo()).save(tmp_path / "a.jpg")
+    m = {"info": {"image_root": str(tmp_path), "shard": "000"}, "annotations": [],
+         "images": [{"id": 7, "file_name": "a.jpg", "width": 100, "height": 96}],
+         "categories": []}
+    write_json(tmp_path / "s.json", m)
+    with pytest.raises(ImageReadError, match=r"a\.jpg: image 7 is 128x96 but its annotation "
+                                             r"says 100x96"):
+        steps.check_images(str(tmp_path / "s.json"), str(tmp_path / "out.json"), progress=False)
+
+
+# --- COCO annotations ---------------------------------------------------------------------------
+
+@pytest.fixture
+def coco(tmp_path):
+    root = tmp_path / "coco"
+    demo.generate_world(root, seed=4, n_train=3, n_val=2)
+    path = root / "annotations" / "instances_train2017.json"
+    return root, path, json.loads(path.read_text())
+
+
+def _load(root, path, data):
+    path.write_text(json.dumps(data))
+    return load_split("coco", str(root), "train", "d")
+
+
+def test_duplicate_image_ids_and_file_names(coco):
+    root, path, data = coco
+    dup = json.loads(json.dumps(data))
+    dup["images"][1]["id"] = dup["images"][0]["id"]
+    with pytest.raises(ManifestError, match=rf"{path}: image id {data['images'][0]['id']} "
+                                            "appears twice"):
+        _load(root, path, dup)
+    dup = json.loads(json.dumps(data))
+    dup["images"][1]["file_name"] = dup["images"][0]["file_name"]
+    with pytest.raises(ManifestError, match=rf"file_name '{data['images'][0]['file_name']}' "
+                                            "appears twice"):
+        _load(root, path, dup)
+
+
+def test_a_polygon_of_two_points_is_named(coco):
+    root, path, data = coco
+    a = data["annotations"][0]
+    a["segmentation"] = [[1, 2, 3, 4]]
+    with pytest.raises(ManifestError, match=rf"annotation {a['id']}: polygon 0 has 4 "
+                                            "coordinates"):
+        _load(root, path, data)
+
+
+def test_a_keypoint_array_of_the_wrong_length_is_named(coco):
+    root, path, _ = coco
+    kp_path = root / "annotations" / "person_keypoints_train2017.json"
+    kps = json.loads(kp_path.read_text())
+    a = next(a for a in kps["annotations"] if a.get("num_keypoints", 0) > 0)
+    a["keypoints"] = a["keypoints"][:-3]
+    kp_path.write_text(json.dumps(kps))
+    with pytest.raises(ManifestError, match=rf"{kp_path}: annotation {a['id']}: 48 keypoint "
+                                            "numbers, expected 3 x 17 = 51"):
+        load_split("coco", str(root), "train", "d")
+
+
+def test_a_json_size_that_differs_from_the_file_stops_prepare(coco):
+    root, path, data = coco
+    data["images"][0]["width"] += 10
+    with pytest.raises(ManifestError, match=rf"image {data['images'][0]['id']} is "
+                                            rf"{data['images'][0]['width']}x"):
+        _load(root, path, data)
+
+
+def test_a_zero_byte_image_stops_prepare(coco):
+    root, path, data = coco
+    (root / "train2017" / data["images"][0]["file_name"]).write_bytes(b"")
+    with pytest.raises(ManifestError, match=r"empty \(0 bytes\)"):
+        load_split("coco", str(root), "train", "d")
+
+
+def test_a_bbox_outside_the_image_is_clipped_and_counted(coco):
+    root, path, data = coco
+    a = data["annotations"][0]
+    img = next(i for i in data["images"] if i["id"] == a["image_id"])
+    a["bbox"] = [-5.0, -5.0, img["width"] + 20.0, 10.0]
+    m = _load(root, path, data)
+    got = next(b for b in m["annotations"] if b["id"] == a["id"])["bbox"]
+    assert got == [0.0, 0.0, float(img["width"]), 5.0]
+    assert m["info"]["summary"]["bboxes_clipped"] == 1
+
+
+# --- disk full, modes ---------------------------------------------------------------------------
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    d = tmp_path / "tiny"
+    d.mkdir()
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(d)], check=True,
+                       capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        pytest.skip(f"cannot mount a tmpfs here ({e})")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", str(d)], check=True)
+
+
+def test_a_full_disk_while_writing_a_checkpoint_says_so(tiny_disk):
+    torch = pytest.importorskip("torch")
+    from anonbench.backends.runtime import save_checkpoint
+
+    target = tiny_disk / "run" / "model.pt"
+    with pytest.raises(OSError, match=rf"{target}: no space left on device") as e:
+        save_checkpoint({"w": torch.zeros(1 << 20)}, target)  # 4 MiB into 1 MiB
+    assert "inline_container" not in str(e.value)
+    assert list(target.parent.iterdir()) == []  # no temporary file left behind
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "m.json", {})
+        assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
+        Image.fromarray(photo()).save(tmp_path / "a.jpg")
+        m = {"info": {"image_root": str(tmp_path), "shard": "000"}, "annotations": [],
+             "images": [{"id": 1, "file_name": "a.jpg", "width": 128, "height": 96}],
+             "categories": [{"id": 1, "name": "person"}]}
+        write_json(tmp_path / "s.json", m)
+        out = tmp_path / "anon" / "000"
+        anonymize.anonymize_shard(str(tmp_path / "s.json"), None,
+                                  {"region": "body", "method": "maskout"}, str(out),
+                                  progress=False)
+        assert stat.S_IMODE(out.stat().st_mode) == 0o755
+        assert stat.S_IMODE((out / "a.jpg").stat().st_mode) == 0o644
+        assert stat.S_IMODE((out / "summary.json").stat().st_mode) == 0o644
+        torch = pytest.importorskip("torch")
+        from anonbench.backends.runtime import save_checkpoint
+
+        save_checkpoint({"w": torch.zeros(3)}, tmp_path / "model.pt")
+        assert stat.S_IMODE((tmp_path / "model.pt").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
