@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from anonbench.metadata import has_metadata
 from conftest import job_counts, snakemake, write_config
 
 
@@ -69,6 +70,7 @@ def test_figures_and_the_html_report(tiny_run):
         with Image.open(work / f"results/figures/{name}.png") as im:
             a = np.asarray(im.convert("L"), dtype=np.float64)
         assert min(a.shape) > 200 and a.std() > 10, name  # a drawing, not a blank page
+        assert has_metadata(work / f"results/figures/{name}.png") == [], name  # no text chunk
         assert len((work / f"results/figures/{name}.csv").read_text().splitlines()) > 1, name
     curve = (work / "results/figures/box_sizes.csv").read_text().splitlines()
     assert curve[0] == "dataset,persons,relative_size,cumulative_fraction"

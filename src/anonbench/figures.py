@@ -122,7 +122,7 @@ def plot_box_sizes(curves: dict[str, np.ndarray], out_png: str, title: str) -> N
     ax.legend()
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(out_png)
+    fig.savefig(out_png, metadata={"Software": None})  # no text chunk in any output image
     plt.close(fig)
 
 
@@ -140,7 +140,7 @@ def plot_depth(points: dict[str, list[tuple[int, float]]], out_png: str, title: 
     ax.legend()
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(out_png)
+    fig.savefig(out_png, metadata={"Software": None})  # no text chunk in any output image
     plt.close(fig)
 
 
@@ -162,7 +162,7 @@ def plot_grid(rows: list[list[np.ndarray]], column_titles: Sequence[str], out_pn
                 ax.set_title(column_titles[c], fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(out_png)
+    fig.savefig(out_png, metadata={"Software": None})  # no text chunk in any output image
     plt.close(fig)
 
 
