@@ -215,3 +215,12 @@ def test_outputs_follow_the_umask(tmp_path):
         assert stat.S_IMODE((tmp_path / "model.pt").stat().st_mode) == 0o644
     finally:
         os.umask(old)
+
+
+def test_an_image_format_that_cannot_be_written_without_metadata_stops_prepare(coco):
+    root, path, data = coco
+    name = data["images"][0]["file_name"]
+    with Image.open(root / "train2017" / name) as im:
+        im.convert("RGB").save(root / "train2017" / name, format="WEBP")
+    with pytest.raises(ManifestError, match=rf"{name}: WEBP images are not supported"):
+        load_split("coco", str(root), "train", "d")

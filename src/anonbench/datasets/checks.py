@@ -45,6 +45,10 @@ def image_size(path: str | os.PathLike[str], *, upright: bool = False) -> tuple[
         raise ManifestError(f"{path}: image not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ManifestError(f"{path}: not a readable image ({e})") from None
+    if fmt not in ("JPEG", "PNG"):
+        raise ManifestError(f"{path}: {fmt} images are not supported (JPEG and PNG only: "
+                            "anonymized copies are written in their source's format, without "
+                            "metadata)")
     with open(path, "rb") as f:
         f.seek(0, os.SEEK_END)
         n = f.tell()
