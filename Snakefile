@@ -18,6 +18,7 @@ include: "rules/evaluate.smk"
 include: "rules/audit.smk"
 include: "rules/report.smk"
 include: "rules/figures.smk"
+include: "rules/export.smk"
 
 
 rule all:

@@ -34,6 +34,7 @@ rule prepare:
         format=lambda w: dataset_cfg(w)["format"],
         root=lambda w: anonbench_config.dataset_root(config, w.dataset),
         persons=lambda w: dataset_cfg(w)["persons"],
+        options=lambda w: anonbench_config.dataset_options(config, w.dataset),
     log:
         "results/logs/prepare/{dataset}_{split}.log",
     script:

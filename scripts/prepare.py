@@ -7,4 +7,4 @@ from anonbench import steps  # noqa: E402
 with steps.logged(snakemake.log[0]):
     steps.prepare(snakemake.params.format, snakemake.params.root, snakemake.wildcards.split,
                   snakemake.wildcards.dataset, snakemake.output[0],
-                  persons=snakemake.params.persons)
+                  persons=snakemake.params.persons, options=snakemake.params.options)

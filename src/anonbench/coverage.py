@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .manifest import Manifest, ManifestError, PERSON_CATEGORY_NAMES
+from .manifest import Manifest, ManifestError, PERSON_CATEGORY_NAMES, person_category_names
 
 #: Categories whose instances are persons for the accounting (riders are persons, but a training
 #: class that the study does not anonymize).
-PERSON_LIKE = (*PERSON_CATEGORY_NAMES, "rider")
+PERSON_LIKE = (*PERSON_CATEGORY_NAMES, "rider")  # the default; see person_like_ids
 ANONYMIZED = "anonymized"
 
 #: Every reason a person can be left as it is, with the words the summaries use.
@@ -45,8 +45,10 @@ RULES: dict[str, str] = {
 
 
 def person_like_ids(manifest: Manifest) -> dict[int, str]:
-    """Category id -> name of the person-like categories."""
-    return {c["id"]: c["name"] for c in manifest["categories"] if c["name"] in PERSON_LIKE}
+    """Category id -> name of the person-like categories (the dataset's person categories and
+    riders)."""
+    names = (*person_category_names(manifest), "rider")
+    return {c["id"]: c["name"] for c in manifest["categories"] if c["name"] in names}
 
 
 def account_prepared(manifest: Manifest, rule: str) -> dict[str, Any]:
@@ -62,6 +64,7 @@ def account_prepared(manifest: Manifest, rule: str) -> dict[str, Any]:
     from .manifest import annotation_mask
 
     cats = person_like_ids(manifest)
+    rider_class = "rider" not in person_category_names(manifest)  # else riders are persons
     sizes = {img["id"]: (img["height"], img["width"]) for img in manifest["images"]}
     skipped: dict[str, int] = {}
     present = eligible = 0
@@ -72,7 +75,7 @@ def account_prepared(manifest: Manifest, rule: str) -> dict[str, Any]:
             continue
         present += 1
         if a.get("anonymize"):
-            if name == "rider":
+            if rider_class and name == "rider":
                 raise ManifestError(f"annotation {a['id']}: a rider marked to anonymize")
             seg = a.get("segmentation")
             empty = not seg or (isinstance(seg, dict) and seg.get("counts") in ("", []))
@@ -89,7 +92,7 @@ def account_prepared(manifest: Manifest, rule: str) -> dict[str, Any]:
                 a.pop("skip_reason", None)
                 eligible += 1
                 continue
-        reason = a.get("skip_reason") or ("rider" if name == "rider" else
+        reason = a.get("skip_reason") or ("rider" if rider_class and name == "rider" else
                                           "crowd" if a.get("iscrowd") else "ignored")
         a["skip_reason"] = reason
         skipped[reason] = skipped.get(reason, 0) + 1

@@ -130,8 +130,15 @@ def annotations_by_image(manifest: Manifest) -> dict[int, list[dict[str, Any]]]:
     return out
 
 
+def person_category_names(manifest: Manifest) -> tuple[str, ...]:
+    """The category names that are persons: the dataset's ``person_categories`` (recorded in
+    ``info`` by prepare) or :data:`PERSON_CATEGORY_NAMES`."""
+    return tuple(manifest.get("info", {}).get("person_categories") or PERSON_CATEGORY_NAMES)
+
+
 def person_category_ids(manifest: Manifest) -> set[int]:
-    return {c["id"] for c in manifest["categories"] if c["name"] in PERSON_CATEGORY_NAMES}
+    names = person_category_names(manifest)
+    return {c["id"] for c in manifest["categories"] if c["name"] in names}
 
 
 def annotation_mask(ann: dict[str, Any], height: int, width: int) -> np.ndarray:

@@ -51,10 +51,10 @@ def demo_world(root: str, generate: dict[str, Any]) -> None:
 
 
 def prepare(fmt: str, root: str, split: str, dataset: str, out: str,
-            persons: str = "auto") -> None:
+            persons: str = "auto", options: dict[str, Any] | None = None) -> None:
     from .datasets import load_split, summary_line
 
-    manifest = load_split(fmt, root, split, dataset, persons)
+    manifest = load_split(fmt, root, split, dataset, persons, **(options or {}))
     print(summary_line(dataset, fmt, split, manifest["info"].get("summary", {})))
     print(f"{dataset}/{split}: {json.dumps(manifest['info'].get('summary', {}))}")
     write_json(out, manifest)
@@ -165,6 +165,28 @@ def variant_coverage(prepared: dict[str, Any], root: str, n_shards: int, variant
     print(f"{dataset}/{variant_name}: {coverage.describe(cov)}")
     coverage.check_not_empty(cov, dataset, variant_name, variant)
     return {k: v for k, v in cov.items() if k != "ids"}
+
+
+def export(root: str, prepared_train: str, prepared_val: str, variant_manifest: str,
+           audit_json: str | None, variant_name: str, variant: dict[str, Any],
+           out_dir: str) -> None:
+    """The variant's anonymized dataset in the dataset's own layout (:mod:`anonbench.export`)."""
+    from .export import export_dataset
+
+    if variant.get("method", "none") == "none":
+        raise ValueError(f"{variant_name}: the original variant anonymizes nothing; export an "
+                         "anonymizing variant")
+    audit = None
+    if audit_json:
+        with open(audit_json) as f:
+            audit = json.load(f)
+    t0 = time.perf_counter()
+    result = export_dataset(root, load_manifest(prepared_train), load_manifest(prepared_val),
+                            load_manifest(variant_manifest), audit, variant_name, variant,
+                            out_dir)
+    seconds = time.perf_counter() - t0
+    print(json.dumps({**result, "seconds": round(seconds, 2),
+                      "ms_per_image": round(1000 * seconds / max(1, result["images"]), 2)}))
 
 
 def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: str,

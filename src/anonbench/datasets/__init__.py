@@ -7,29 +7,36 @@ from typing import Any, Callable
 from ..manifest import Manifest
 
 
-def _coco(root: str, split: str, persons: str = "auto") -> Manifest:
+#: Dataset options that only the generic COCO format reads (explicit paths, person categories).
+COCO_OPTIONS = ("annotations", "keypoint_annotations", "images", "person_categories")
+
+
+def _coco(root: str, split: str, persons: str = "auto", **options: Any) -> Manifest:
     from . import coco
 
-    return coco.load_split(root, split, persons=persons)
+    return coco.load_split(root, split, persons=persons, **options)
 
 
-def _cityscapes(root: str, split: str, persons: str = "all") -> Manifest:
+def _cityscapes(root: str, split: str, persons: str = "all", **options: Any) -> Manifest:
     from . import cityscapes
 
-    _only_rule_all("cityscapes", persons)
+    _fixed_layout("cityscapes", persons, options)
     return cityscapes.load_split(root, split)
 
 
-def _bdd100k(root: str, split: str, persons: str = "all") -> Manifest:
+def _bdd100k(root: str, split: str, persons: str = "all", **options: Any) -> Manifest:
     from . import bdd100k
 
-    _only_rule_all("bdd100k", persons)
+    _fixed_layout("bdd100k", persons, options)
     return bdd100k.load_split(root, split)
 
 
-def _only_rule_all(fmt: str, persons: str) -> None:
+def _fixed_layout(fmt: str, persons: str, options: dict[str, Any]) -> None:
     if persons not in ("auto", "all"):
         raise ValueError(f"persons: {persons!r}: {fmt} has no keypoints; its rule is 'all'")
+    if options:
+        raise ValueError(f"{', '.join(options)}: only format coco takes explicit paths and "
+                         f"person categories; {fmt} is read in its own layout")
 
 
 #: Registry: format name -> loader (root, split, persons=rule) -> manifest.
@@ -49,7 +56,8 @@ ROOT_MARKERS: dict[str, list[str]] = {
 STUDY_PERSONS_KEPT: dict[str, int] = {"coco": 149_813, "cityscapes": 17_919, "bdd100k": 9_954}
 
 
-def load_split(fmt: str, root: str, split: str, dataset: str, persons: str = "auto") -> Manifest:
+def load_split(fmt: str, root: str, split: str, dataset: str, persons: str = "auto",
+               **options: Any) -> Manifest:
     """One split of a dataset on disk as a manifest, with every image confined to the split's
     image directory and every person instance in a coverage bucket (:mod:`anonbench.coverage`)."""
     from ..coverage import account_prepared
@@ -59,7 +67,7 @@ def load_split(fmt: str, root: str, split: str, dataset: str, persons: str = "au
         loader = FORMATS[fmt]
     except KeyError:
         raise ValueError(f"unknown dataset format {fmt!r} (known: {', '.join(FORMATS)})") from None
-    m = loader(root, split, persons=persons)
+    m = loader(root, split, persons=persons, **options)
     m["info"]["dataset"] = dataset
     confine_images(m, m["info"].get("annotation_file") or m["info"].get("label_file")
                    or m["info"]["image_root"])
@@ -68,29 +76,36 @@ def load_split(fmt: str, root: str, split: str, dataset: str, persons: str = "au
     return m
 
 
-def missing_root_files(fmt: str, root: str, splits: tuple[str, ...] = ("train", "val")) -> list[str]:
+def _markers(fmt: str, root: str, split: str, options: dict[str, Any] | None) -> list[list[str]]:
+    """Per marker its alternative paths; a COCO dataset with explicit paths has its own."""
     import os
 
-    out = []
-    for split in splits:
-        for marker in ROOT_MARKERS.get(fmt, []):
-            alternatives = [os.path.join(root, m.format(split=split)) for m in marker.split("|")]
-            if not any(os.path.exists(p) for p in alternatives):
-                out.append(" or ".join(alternatives))
-    return out
+    if fmt == "coco" and options:
+        from . import coco
+
+        files = coco.annotation_files(root, split, options.get("annotations"),
+                                      options.get("keypoint_annotations"))
+        return [[str(files["instances"])], [str(coco.image_dir(root, split, options.get("images")))]]
+    return [[os.path.join(root, m.format(split=split)) for m in marker.split("|")]
+            for marker in ROOT_MARKERS.get(fmt, [])]
 
 
-def annotation_files(fmt: str, root: str, split: str) -> list[str]:
-    """The annotation files (``.json`` markers) of a dataset on disk that exist."""
+def missing_root_files(fmt: str, root: str, splits: tuple[str, ...] = ("train", "val"),
+                       options: dict[str, Any] | None = None) -> list[str]:
     import os
 
-    out = []
-    for marker in ROOT_MARKERS.get(fmt, []):
-        for m in marker.split("|"):
-            p = os.path.join(root, m.format(split=split))
-            if m.endswith(".json") and ("|" not in marker or os.path.exists(p)):
-                out.append(p)
-    return out
+    return [" or ".join(alts) for split in splits for alts in _markers(fmt, root, split, options)
+            if not any(os.path.exists(p) for p in alts)]
+
+
+def annotation_files(fmt: str, root: str, split: str,
+                     options: dict[str, Any] | None = None) -> list[str]:
+    """The annotation files (``.json`` markers) of a dataset on disk that exist (a single
+    marker is listed even when missing, so that prepare names it)."""
+    import os
+
+    return [p for alts in _markers(fmt, root, split, options) for p in alts
+            if p.endswith(".json") and (len(alts) == 1 or os.path.exists(p))]
 
 
 def describe(summary: dict[str, Any]) -> str:

@@ -7,6 +7,12 @@ keypoint. Without a keypoints file (most users' own, instance-only COCO files) e
 person is eligible instead; ``persons: keypoints | all`` in the dataset's config chooses the rule
 explicitly (``auto``, the default: ``keypoints`` when the keypoints file exists, else ``all``).
 Images: ``{split}2017/``.
+
+A COCO-format dataset laid out otherwise (most users' own) gives its files explicitly, relative
+to ``root`` or absolute: ``annotations: {train: ..., val: ...}`` (instances files),
+``keypoint_annotations: {train: ..., val: ...}`` (optional) and ``images: {train: dir, val:
+dir}``; ``person_categories`` names the categories that are persons (default person,
+pedestrian).
 """
 
 from __future__ import annotations
@@ -23,10 +29,26 @@ REQUIRED_IMAGE_KEYS = ("id", "file_name", "width", "height")
 REQUIRED_ANN_KEYS = ("id", "image_id", "category_id", "bbox", "segmentation")
 
 
-def annotation_files(root: str | os.PathLike[str], split: str) -> dict[str, Path]:
+def annotation_files(root: str | os.PathLike[str], split: str,
+                     annotations: dict[str, str] | None = None,
+                     keypoint_annotations: dict[str, str] | None = None) -> dict[str, Path]:
+    """The instances and keypoints files of a split: the explicit paths (relative to ``root``)
+    where given, else the COCO 2017 layout."""
     ann = Path(root) / "annotations"
-    return {"instances": ann / f"instances_{split}2017.json",
-            "keypoints": ann / f"person_keypoints_{split}2017.json"}
+    files = {"instances": ann / f"instances_{split}2017.json",
+             "keypoints": ann / f"person_keypoints_{split}2017.json"}
+    if annotations and split in annotations:
+        files["instances"] = Path(root) / annotations[split]
+        files["keypoints"] = Path(root) / f"{annotations[split]}.no-keypoints-file"
+    if keypoint_annotations and split in keypoint_annotations:
+        files["keypoints"] = Path(root) / keypoint_annotations[split]
+    return files
+
+
+def image_dir(root: str | os.PathLike[str], split: str,
+              images: dict[str, str] | None = None) -> Path:
+    """The split's image directory: ``images[split]`` (relative to ``root``) or ``{split}2017``."""
+    return Path(root) / (images[split] if images and split in images else f"{split}2017")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -122,17 +144,22 @@ def persons_rule(requested: str, has_keypoints: bool, keypoints_file: Path) -> s
 
 
 def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool = True,
-               persons: str = "auto") -> Manifest:
+               persons: str = "auto", annotations: dict[str, str] | None = None,
+               keypoint_annotations: dict[str, str] | None = None,
+               images: dict[str, str] | None = None,
+               person_categories: list[str] | None = None) -> Manifest:
     """One split as a manifest; raises :class:`ManifestError` naming the offending file."""
     root = Path(root)
     if not root.is_dir():
         raise ManifestError(f"{root}: COCO root directory not found")
-    files = annotation_files(root, split)
+    files = annotation_files(root, split, annotations, keypoint_annotations)
+    if keypoint_annotations and split in keypoint_annotations and not files["keypoints"].exists():
+        raise ManifestError(f"{files['keypoints']}: keypoint annotation file not found")
     inst = _read_json(files["instances"])
     kps = _read_json(files["keypoints"]) if files["keypoints"].exists() else None
     rule = persons_rule(persons, kps is not None, files["keypoints"])
     sizes = {img["id"]: (img["width"], img["height"]) for img in inst["images"]}
-    image_root = root / f"{split}2017"
+    image_root = image_dir(root, split, images)
     if not inst["images"]:
         raise ManifestError(f"{files['instances']}: split '{split}' has no images")
     if check_images and not image_root.is_dir():
@@ -141,7 +168,8 @@ def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool =
     person_cat: dict[str, Any] | None = None
     if kps is not None:
         keypoints_by_id = {a["id"]: a for a in kps["annotations"]}
-        person_cat = next((c for c in kps["categories"] if c["name"] == "person"), None)
+        names = person_categories or ("person",)
+        person_cat = next((c for c in kps["categories"] if c["name"] in names), None)
     categories = [dict(c) for c in inst["categories"]]
     if person_cat is not None:
         for c in categories:
@@ -149,7 +177,10 @@ def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool =
                 c.update({k: person_cat[k] for k in ("keypoints", "skeleton") if k in person_cat})
     manifest: Manifest = {
         "info": {"format": "coco", "split": split, "image_root": str(image_root),
-                 "annotation_file": str(files["instances"]), "persons_rule": rule},
+                 "annotation_file": str(files["instances"]), "persons_rule": rule,
+                 "source_files": [str(p) for p in files.values() if p.is_file()],
+                 **({"person_categories": list(person_categories)} if person_categories
+                    else {})},
         "images": inst["images"],
         "annotations": inst["annotations"],
         "categories": categories,

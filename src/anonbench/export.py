@@ -1,0 +1,145 @@
+"""An anonymized dataset in its own layout: ``results/{dataset}/export/{variant}/``.
+
+The export is a dataset root that the dataset's own loader (and the user's training code) reads
+as it reads the source: the training images replaced by the variant's anonymized ones under the
+source's file names, and everything else the dataset definition uses -- the annotation files of
+both splits, Cityscapes' ``gtFine`` files, BDD100K's labels, the val images -- copied as they
+are. Nothing else of the source root is exported (other splits, stray files), so the export
+holds no image that the workflow did not check. Files lie at the same paths relative to the root
+as in the source (a COCO dataset given with explicit paths keeps them); a file outside the root
+goes under ``annotations/`` or ``images/{split}/``.
+
+Annotations are unchanged: no variant changes what an annotation describes (the instance masks,
+boxes and keypoints stay where the persons were). Every image is written without metadata
+(:mod:`anonbench.metadata`), pixels as in its source: the anonymized shard for train, the
+original for val (never anonymized: the study evaluates on the originals). A ``README.txt``
+records the variant, its parameters, the anonbench version, the date and the privacy audit's
+person coverage.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import __version__
+from .coverage import REASONS
+from .images import output_path
+from .manifest import Manifest, follow_umask, image_path
+
+#: (source file, path in the export, "image" | "file")
+Item = tuple[str, str, str]
+
+
+def _relative(path: str | os.PathLike[str], root: str | os.PathLike[str], fallback: str) -> str:
+    """``path`` relative to ``root``, or ``fallback`` when it lies outside the root."""
+    p, r = os.path.realpath(path), os.path.realpath(root)
+    return os.path.relpath(p, r) if os.path.commonpath([p, r]) == r and p != r else fallback
+
+
+def _annotation_files(m: Manifest) -> Iterator[str]:
+    """The annotation files that a prepared split was read from (all three formats)."""
+    info = m["info"]
+    yield from info.get("source_files", [])
+    if info.get("format") == "bdd100k":
+        if info.get("labels") == "rles":
+            yield info["label_file"]
+        else:
+            for img in m["images"]:
+                yield os.path.join(info["label_file"], Path(img["file_name"]).stem + ".png")
+    if info.get("format") == "cityscapes":
+        gt_root = Path(info["gt_root"])
+        for img in m["images"]:
+            stem = Path(img["gt_file"])
+            prefix = stem.name.split("_gtFine")[0] + "_gtFine_"
+            yield from sorted(str(p) for p in (gt_root / stem.parent).glob(prefix + "*"))
+
+
+def plan(root: str, train: Manifest, val: Manifest, anonymized: Manifest) -> list[Item]:
+    """Every file of the export: where it comes from and where it goes."""
+    items: list[Item] = []
+    anon_by_id = {img["id"]: img for img in anonymized["images"]}
+    for split, m in (("train", train), ("val", val)):
+        image_dir = _relative(m["info"]["image_root"], root, f"images/{split}")
+        for img in m["images"]:
+            src = (image_path(anonymized, anon_by_id[img["id"]]) if split == "train"
+                   else image_path(m, img))
+            items.append((src, os.path.join(image_dir, img["file_name"]), "image"))
+        for f in _annotation_files(m):
+            items.append((f, _relative(f, root, f"annotations/{os.path.basename(f)}"), "file"))
+    seen: dict[str, str] = {}
+    out = []
+    for src, dst, kind in items:  # a file both splits use (BDD100K, COCO) goes once
+        if seen.get(dst) == src:
+            continue
+        if dst in seen:
+            raise ValueError(f"export: {src} and {seen[dst]} would both be written to {dst}")
+        seen[dst] = src
+        out.append((src, dst, kind))
+    return out
+
+
+def readme(dataset: str, variant_name: str, variant: dict[str, Any], fmt: str,
+           audit: dict[str, Any] | None, n_train: int, n_val: int) -> str:
+    cov = (audit or {}).get("coverage")
+    lines = [f"Anonymized copy of dataset '{dataset}' ({fmt} layout), made by anonbench "
+             f"{__version__} on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.",
+             "", f"Variant: {variant_name}",
+             f"Parameters: {json.dumps(variant, sort_keys=True)}", "",
+             f"train: {n_train} images, anonymized with the variant above.",
+             f"val: {n_val} images, NOT anonymized (copied from the source: the study evaluates "
+             "on the original validation images).",
+             "Annotation files are the source's, unchanged: the variant changes no pixel that an "
+             "annotation describes differently (masks, boxes and keypoints stay valid).",
+             "Every image is written without metadata (EXIF, GPS, XMP, IPTC, comments, text "
+             "chunks, thumbnails); images the variant did not change keep their pixels exactly.",
+             ""]
+    if cov:
+        lines.append(f"Persons of the training split: {cov['present']} present, "
+                     f"{cov['anonymized']} anonymized; left as they were:")
+        lines += [f"  {k}: {v} ({REASONS.get(k, k)})" for k, v in cov["skipped"].items()]
+        if not cov["skipped"]:
+            lines.append("  none")
+    return "\n".join(lines) + "\n"
+
+
+def export_dataset(root: str, train: Manifest, val: Manifest, anonymized: Manifest,
+                   audit: dict[str, Any] | None, variant_name: str, variant: dict[str, Any],
+                   out_dir: str, *, progress: bool = True) -> dict[str, Any]:
+    """Write the export into ``out_dir`` (built under a temporary name, renamed when complete)."""
+    from .metadata import copy_without_metadata
+
+    items = plan(root, train, val, anonymized)
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    follow_umask(tmp, directory=True)
+    bar: Any = items
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(items, desc=f"export {variant_name}", mininterval=2.0)
+    try:
+        for src, dst, kind in bar:
+            target = output_path(tmp, dst)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if kind == "image":
+                copy_without_metadata(src, target)
+            else:
+                shutil.copyfile(src, target)
+        fmt = train["info"].get("format", "coco")
+        (tmp / "README.txt").write_text(readme(train["info"].get("dataset", "?"), variant_name,
+                                               variant, fmt, audit, len(train["images"]),
+                                               len(val["images"])))
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"files": len(items), "images": sum(1 for i in items if i[2] == "image")}

@@ -1,0 +1,148 @@
+"""Your own COCO-format data in (explicit paths, own categories), an anonymized dataset out in
+the dataset's own layout, which the loaders (and pycocotools) read back."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from anonbench import audit, steps
+from anonbench.datasets import demo, load_split
+from anonbench.manifest import load_manifest
+from anonbench.metadata import has_metadata
+from conftest import job_counts, load_config, snakemake, write_config
+
+BODY_MASKOUT = {"region": "body", "method": "maskout", "value": 127}
+
+
+def run_chain(tmp_path, fmt, root, options=None, shards=2):
+    """prepare -> shards -> anonymize -> variant manifest -> audit -> export, in process."""
+    res = tmp_path / "results"
+    for split in ("train", "val"):
+        steps.prepare(fmt, str(root), split, "d", str(res / f"prepared/{split}.json"),
+                      options=options)
+    steps.make_shards(str(res / "prepared/train.json"), shards, str(res / "prepared/shards"))
+    audits = []
+    for k in range(shards):
+        shard = str(res / f"prepared/shards/{k:03d}.json")
+        out = res / f"anonymized/v/{k:03d}"
+        steps.anonymize_shard(shard, None, BODY_MASKOUT, str(out))
+        steps.audit_shard(shard, None, BODY_MASKOUT, str(out), str(res / f"audit/v/{k:03d}.json"),
+                          {"face_detector": "none"})
+        audits.append(str(res / f"audit/v/{k:03d}.json"))
+    steps.anonymized_train_manifest(str(res / "prepared/train.json"), "v", BODY_MASKOUT, shards,
+                                    str(res / "anonymized/v/train.json"))
+    steps.audit_variant(audits, "v", BODY_MASKOUT, str(res / "audit/v.json"))
+    steps.export(str(root), str(res / "prepared/train.json"), str(res / "prepared/val.json"),
+                 str(res / "anonymized/v/train.json"), str(res / "audit/v.json"), "v",
+                 BODY_MASKOUT, str(res / "export/v"))
+    return res
+
+
+def pixels(path):
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@pytest.mark.parametrize("fmt", ["coco", "cityscapes", "bdd100k"])
+def test_the_export_re_ingests_with_the_same_images_and_persons(tmp_path, fmt):
+    if fmt == "cityscapes":
+        pytest.importorskip("cityscapesscripts")
+    root = tmp_path / "src"
+    demo.generate_world_in_layout(root, fmt, seed=6, n_train=4, n_val=2)
+    res = run_chain(tmp_path, fmt, root)
+    export = res / "export/v"
+    for split in ("train", "val"):
+        src = load_manifest(res / f"prepared/{split}.json")
+        back = load_split(fmt, str(export), split, "d")
+        assert [i["file_name"] for i in back["images"]] == [i["file_name"] for i in src["images"]]
+        assert back["info"]["summary"]["persons"] == src["info"]["summary"]["persons"]
+        changed = 0
+        for img in src["images"]:
+            a = pixels(f"{src['info']['image_root']}/{img['file_name']}")
+            b = pixels(f"{back['info']['image_root']}/{img['file_name']}")
+            assert has_metadata(f"{back['info']['image_root']}/{img['file_name']}") == []
+            changed += int(not np.array_equal(a, b))
+        if split == "val":
+            assert changed == 0  # never anonymized
+        else:
+            assert changed > 0
+    text = (export / "README.txt").read_text()
+    cov = json.loads((res / "audit/v.json").read_text())["coverage"]
+    assert "Variant: v" in text and "NOT anonymized" in text
+    assert f"{cov['present']} present, {cov['anonymized']} anonymized" in text
+    assert not list(export.parent.glob(".v.*"))  # no temporary directory left
+    if fmt == "coco":
+        from pycocotools.coco import COCO
+
+        coco = COCO(str(export / "annotations/instances_train2017.json"))
+        assert len(coco.getImgIds()) == 4
+
+
+def own_dataset(tmp_path):
+    """The demo world as a user's own COCO data: other folders and file names, categories
+    renumbered, persons called 'human', no keypoints file."""
+    world = tmp_path / "world"
+    demo.generate_world(world, seed=7, n_train=4, n_val=2)
+    root = tmp_path / "mine"
+    for split, folder in (("train", "pics/training"), ("val", "pics/validation")):
+        data = json.loads((world / f"annotations/instances_{split}2017.json").read_text())
+        ids = {c["id"]: c["id"] + 40 for c in data["categories"]}
+        for c in data["categories"]:
+            c["id"] = ids[c["id"]]
+            c["name"] = "human" if c["name"] == "person" else c["name"]
+        for a in data["annotations"]:
+            a["category_id"] = ids[a["category_id"]]
+        for img in data["images"]:
+            new = f"cam0/frame_{img['id']:05d}.jpg"
+            (root / folder / "cam0").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(world / f"{split}2017" / img["file_name"], root / folder / new)
+            img["file_name"] = new
+        (root / "labels").mkdir(exist_ok=True)
+        (root / f"labels/{split}_set.json").write_text(json.dumps(data))
+    options = {"annotations": {"train": "labels/train_set.json", "val": "labels/val_set.json"},
+               "images": {"train": "pics/training", "val": "pics/validation"},
+               "person_categories": ["human"]}
+    return root, options
+
+
+def test_a_generic_coco_dataset_is_anonymized_and_exported_in_its_own_paths(tmp_path):
+    root, options = own_dataset(tmp_path)
+    m = load_split("coco", str(root), "train", "d", **options)
+    persons = m["info"]["summary"]["persons"]
+    assert persons["rule"] == "all" and persons["eligible"] > 0
+    res = run_chain(tmp_path, "coco", root, options=options)
+    export = res / "export/v"
+    assert (export / "labels/train_set.json").is_file()
+    assert (export / "pics/training/cam0/frame_00001.jpg").is_file()
+    assert not (export / "annotations").exists() and not (export / "train2017").exists()
+    cov = json.loads((res / "audit/v.json").read_text())["coverage"]
+    assert cov["anonymized"] == persons["eligible"]
+    back = load_split("coco", str(export), "train", "d", **options)
+    assert back["info"]["summary"]["persons"] == persons
+
+
+def test_a_missing_explicit_file_is_named_at_parse_time(tmp_path, demo_config):
+    root, options = own_dataset(tmp_path)
+    demo_config["datasets"] = {"mine": {"format": "coco", "root": str(root), **options,
+                                        "annotations": {"train": "labels/nope.json",
+                                                        "val": "labels/val_set.json"}}}
+    for t in demo_config["tables"].values():
+        t["dataset"] = "mine"
+    demo_config["figures"] = {}
+    cfg = write_config(tmp_path / "c.yaml", demo_config)
+    p = snakemake(tmp_path / "w", "-n", configfile=cfg, check=False)
+    assert p.returncode != 0
+    assert "labels/nope.json" in p.stdout + p.stderr
+
+
+def test_the_export_target_runs_no_training(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", load_config())
+    p = snakemake(tmp_path, "-n", "results/demo/export/body-blur", configfile=cfg)
+    counts = job_counts(p.stdout)
+    assert counts["export"] == 1 and counts["audit"] == 1
+    assert "train" not in counts and "evaluate" not in counts
+    p = snakemake(tmp_path, "-n", "results/demo/export/original", configfile=cfg, check=False)
+    assert p.returncode != 0
