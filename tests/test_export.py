@@ -146,3 +146,33 @@ def test_the_export_target_runs_no_training(tmp_path):
     assert "train" not in counts and "evaluate" not in counts
     p = snakemake(tmp_path, "-n", "results/demo/export/original", configfile=cfg, check=False)
     assert p.returncode != 0
+
+
+def test_the_readme_export_command_as_written(tmp_path):
+    """README, "Anonymize your own dataset": the YAML and the command line, verbatim (dry run)."""
+    import re
+    import shlex
+
+    import yaml
+
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Anonymize your own dataset", 1)[1].split("\n## ", 1)[0]
+    mine_yaml, command = re.findall(r"```(?:yaml|bash)\n(.*?)```", section, re.S)[:2]
+    root, _ = own_dataset(tmp_path)
+    cfg = yaml.safe_load(mine_yaml)
+    cfg["datasets"]["mine"]["root"] = str(root)
+    cfg["datasets"]["mine"]["annotations"] = {"train": "labels/train_set.json",
+                                              "val": "labels/val_set.json"}
+    work = tmp_path / "w"
+    work.mkdir()
+    write_config(work / "mine.yaml", cfg)
+    shutil.copyfile(REPO / "config.yaml", work / "config.yaml")  # run from the repository
+    args = shlex.split(command.strip())
+    assert args[0] == "snakemake"
+    args = [str(work / a) if a == "mine.yaml" else a for a in args[1:]
+            if a not in ("--profile", "profiles/local")] + ["-n"]
+    p = snakemake(work, *args)
+    counts = job_counts(p.stdout)
+    assert counts["export"] == 1 and "train" not in counts
