@@ -11,7 +11,6 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,23 +20,9 @@ import numpy as np
 from . import images, regions
 from .manifest import (Manifest, follow_umask, image_path, iter_images, load_manifest,
                        write_json)
+from .regions import Region
 
-
-
-@dataclass
-class Region:
-    """What one image's variant anonymizes: the union mask and boxes that together cover it."""
-
-    mask: np.ndarray  # bool (H, W)
-    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # x0, y0, x1, y1
-    #: per face/person data for methods that synthesize each one (realistic; see anonbench.realistic)
-    instances: list[Any] = field(default_factory=list)
-    #: the annotation ids of the persons whose face or body is in the region (anonbench.coverage)
-    covered: set[Any] = field(default_factory=set)
-
-    def any(self) -> bool:
-        return bool(self.boxes) and bool(self.mask.any())
-
+__all__ = ["Region", "anonymize_image", "anonymize_shard", "region_mask"]
 
 MaskMethod = Callable[[np.ndarray, Region, dict[str, Any]], np.ndarray]
 

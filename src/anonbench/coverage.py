@@ -110,7 +110,7 @@ def image_coverage(anns: Iterable[dict[str, Any]], faces: list[dict[str, Any]],
     """Annotation id -> bucket of each eligible person of one image for one variant.
 
     ``covered``: the annotation ids whose region the variant placed (see
-    :attr:`anonbench.anonymize.Region.covered`).
+    :attr:`anonbench.regions.Region.covered`).
     """
     from .manifest import annotation_mask
     from .regions import mask_box

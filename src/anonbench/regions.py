@@ -6,6 +6,7 @@ Boxes are ``(x0, y0, x1, y1)`` floats in pixels; masks are bool arrays of shape 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
 import cv2
@@ -14,6 +15,22 @@ import numpy as np
 from .manifest import annotation_mask
 
 Box = tuple[float, float, float, float]
+
+
+@dataclass
+class Region:
+    """What one image's variant anonymizes: the union mask and boxes that together cover it."""
+
+    mask: np.ndarray  # bool (H, W)
+    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # x0, y0, x1, y1
+    #: per face/person data for methods that synthesize each one (realistic; see anonbench.realistic)
+    instances: list[Any] = field(default_factory=list)
+    #: the annotation ids of the persons whose face or body is in the region (anonbench.coverage)
+    covered: set[Any] = field(default_factory=set)
+
+    def any(self) -> bool:
+        return bool(self.boxes) and bool(self.mask.any())
+
 
 NOSE, LEFT_EYE, RIGHT_EYE, LEFT_EAR, RIGHT_EAR = range(5)
 

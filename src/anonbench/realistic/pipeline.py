@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from .. import regions
+from ..regions import Region
 from . import crops, postprocess, truncation
 from .base import KINDS, ConditionalGenerator, CropBatch, build_generator
 from .crops import IntBox
@@ -60,7 +61,7 @@ def _key(ident: Any, box: Iterable[float]) -> int:
     return zlib.crc32(json.dumps([round(float(v), 3) for v in box]).encode())
 
 
-def _place(region: Any, inst: Instance, annotation_id: Any) -> None:
+def _place(region: Region, inst: Instance, annotation_id: Any) -> None:
     h, w = region.mask.shape
     region.covered.add(annotation_id)
     ix0, iy0, ix1, iy1 = crops.inside(inst.box, (h, w))
@@ -71,14 +72,12 @@ def _place(region: Any, inst: Instance, annotation_id: Any) -> None:
 
 
 def realistic_region(height: int, width: int, anns: list[dict[str, Any]],
-                     faces: list[dict[str, Any]], variant: dict[str, Any]) -> Any:
-    """The :class:`anonbench.anonymize.Region` of a realistic variant, with its instances.
+                     faces: list[dict[str, Any]], variant: dict[str, Any]) -> Region:
+    """The :class:`anonbench.regions.Region` of a realistic variant, with its instances.
 
     Faces: every face box. Bodies: every person marked ``anonymize`` (bodies whose tight box is
     smaller than ``min_body_size``^2 skipped). Crops smaller than 8 x 8 are skipped (the study).
     """
-    from ..anonymize import Region
-
     region = Region(np.zeros((height, width), dtype=bool))
     shape = (height, width)
     if variant["region"] == "face":
