@@ -114,3 +114,28 @@ def test_depth_figure_from_metrics_files(tmp_path):
     with Image.open(png) as im:
         a = np.asarray(im.convert("L"), dtype=np.float64)
     assert min(a.shape) > 200 and a.std() > 10
+
+
+def test_a_long_qualitative_title_stays_inside_the_figure(tmp_path):
+    """The suptitle of a 4-variant grid of small tiles used to be cut off at the left edge."""
+    import matplotlib.pyplot as plt
+
+    from anonbench import figures
+
+    tiles = [[np.full((60, 40, 3), 40 * c, np.uint8) for c in range(4)] for _ in range(2)]
+    title = "Training images per variant (results/demo/prepared/shards/000.json)"
+    seen = {}
+    real_savefig = plt.Figure.savefig
+
+    def savefig(fig, *args, **kwargs):
+        real_savefig(fig, *args, **kwargs)
+        box = fig._suptitle.get_window_extent(fig.canvas.get_renderer())
+        seen["box"], seen["width"] = box, fig.bbox.width
+
+    plt.Figure.savefig = savefig
+    try:
+        figures.plot_grid(tiles, ["original", "face-blur", "body-blur", "body-maskout"],
+                          str(tmp_path / "g.png"), title)
+    finally:
+        plt.Figure.savefig = real_savefig
+    assert seen["box"].x0 >= 0 and seen["box"].x1 <= seen["width"]

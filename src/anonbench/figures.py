@@ -144,6 +144,26 @@ def plot_depth(points: dict[str, list[tuple[int, float]]], out_png: str, title: 
     plt.close(fig)
 
 
+def _wrap_to_width(text: str, width_px: float, fontsize: float) -> str:
+    """``text`` wrapped into lines that each fit ``width_px`` (measured with matplotlib's text
+    renderer), so that a long title (e.g. a results path) is not cut off at the edges."""
+    import textwrap
+
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    font = FontProperties(size=fontsize)
+
+    def px(line: str) -> float:  # points -> pixels at 100 dpi
+        return TextPath((0, 0), line, prop=font).get_extents().width * 100 / 72
+
+    for chars in range(max(len(text), 1), 9, -1):
+        lines = textwrap.wrap(text, chars, break_long_words=True, break_on_hyphens=False)
+        if all(px(line) <= 0.96 * width_px for line in lines):
+            return "\n".join(lines)
+    return "\n".join(textwrap.wrap(text, 10, break_long_words=True))
+
+
 def plot_grid(rows: list[list[np.ndarray]], column_titles: Sequence[str], out_png: str,
               title: str) -> None:
     if not rows:
@@ -151,7 +171,10 @@ def plot_grid(rows: list[list[np.ndarray]], column_titles: Sequence[str], out_pn
     n_rows, n_cols = len(rows), len(column_titles)
     tile_w = max(t.shape[1] for row in rows for t in row)
     tile_h = rows[0][0].shape[0]
-    plt, fig = _figure(n_cols * tile_w / 100 + 0.4, n_rows * tile_h / 100 + 0.8)
+    width = n_cols * tile_w / 100 + 0.4
+    title = _wrap_to_width(title, width * 100, fontsize=9)
+    lines = title.count("\n") + 1
+    plt, fig = _figure(width, n_rows * tile_h / 100 + 0.6 + 0.18 * lines)
     for r, row in enumerate(rows):
         for c, tile in enumerate(row):
             ax = fig.add_subplot(n_rows, n_cols, r * n_cols + c + 1)
