@@ -18,7 +18,10 @@ if _schema_err:
     raise WorkflowError(f"invalid config: {_schema_err}")
 validate(config, _schema)  # Snakemake's validation; fills the schema's defaults
 try:
-    anonbench_config.check_config(config)
+    # Dataset roots are checked for the datasets the targets use, when the DAG is built
+    # (prepare's input function, anonbench.config.annotation_inputs): the targets are not known
+    # while the Snakefile is parsed.
+    anonbench_config.check_config(config, check_roots=False)
 except anonbench_config.ConfigError as e:
     raise WorkflowError(f"invalid config: {e}") from None
 

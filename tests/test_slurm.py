@@ -191,9 +191,11 @@ def test_paper_matrix_job_count_with_grouping(paper_config, tmp_path):
     assert realistic and {res["gpu"] for res in realistic} == {"1"}
     assert {res["slurm_partition"] for res in realistic} == {"gpu"}
     # a connected component of the group: one audit_shard job, with its anonymize job unless
-    # that is an anonymize_realistic one
-    assert groups == -(-counts["audit_shard"] // GROUP_COMPONENTS)
-    assert with_groups == without - counts["anonymize"] - counts["audit_shard"] + groups
+    # that is an anonymize_realistic one; or one check_images job (packed among themselves)
+    assert groups == (-(-counts["audit_shard"] // GROUP_COMPONENTS)
+                      + -(-counts["check_images"] // GROUP_COMPONENTS))
+    assert with_groups == (without - counts["anonymize"] - counts["audit_shard"]
+                           - counts["check_images"] + groups)
     # the numbers docs/slurm.md states are this dry run's
     doc = (REPO / "docs" / "slurm.md").read_text()
     stated = re.search(r"paper matrix[^\n]*?: (\d+) jobs?[^\n]*?(\d+) SLURM jobs", doc, re.I)

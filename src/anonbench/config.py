@@ -30,6 +30,103 @@ def schema_error(config: dict[str, Any], schema_path: str | os.PathLike[str] = S
     return f"{_path(err)}: {err.message}"
 
 
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """One ``--configfile`` as Snakemake reads it (JSON or YAML, a mapping at the top level);
+    a syntax error is a :class:`ConfigError` ``FILE:LINE:COL: reason`` (Snakemake's own message,
+    raised before the Snakefile runs, names neither the file nor the line)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        context = getattr(e, "context", None)
+        ctx = getattr(e, "context_mark", None)
+        detail = f" ({context} at line {ctx.line + 1})" if context and ctx is not None \
+            and mark is not None and ctx.line != mark.line else ""
+        tabs = "; YAML indents with spaces, not tabs" if "\t" in text.splitlines()[
+            mark.line if mark is not None and mark.line < len(text.splitlines()) else 0] else ""
+        raise ConfigError(f"{where}: YAML syntax error: {problem}{detail}{tabs}") from None
+    if isinstance(data, dict) and data.get("__use_yte__"):
+        import io
+
+        import yte
+
+        data = yte.process_yaml(io.StringIO(text), require_use_yte=True)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file is a mapping of keys at the top level "
+                          f"(this one is {type(data).__name__})")
+    return data
+
+
+def load_config_files(paths: list[str | os.PathLike[str]]) -> dict[str, Any]:
+    """``--configfile A B ...``: each file read by :func:`load_config_file`, merged in order by
+    Snakemake's own ``update_config`` (mappings key by key, later files win)."""
+    from snakemake.utils import update_config
+
+    config: dict[str, Any] = {}
+    for p in paths:
+        update_config(config, load_config_file(p))
+    return config
+
+
+def check_config_files(paths: list[str | os.PathLike[str]],
+                       roots: str | list[str] = "all") -> dict[str, Any]:
+    """The workflow's parse-time checks on ``--configfile PATHS --replace-workflow-config``:
+    syntax (file and line), schema, cross references, and the ``roots`` of the named datasets
+    (``"all"``, ``"none"`` or a list of names). Returns the config with the schema's defaults;
+    raises :class:`ConfigError` with one line."""
+    config = load_config_files(paths)
+    err = schema_error(config)
+    if err:
+        raise ConfigError(err)
+    from snakemake.utils import validate
+
+    validate(config, str(SCHEMA))  # the Snakefile's: fills the schema's defaults
+    check_config(config, check_roots=False)
+    names = (list(config["datasets"]) if roots == "all" else [] if roots == "none"
+             else list(roots))
+    for name in names:
+        if name not in config["datasets"]:
+            raise ConfigError(f"--roots: unknown dataset {name!r} "
+                              f"(config has: {', '.join(config['datasets'])})")
+        check_dataset_root(config, name)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m anonbench.config check FILE...``: see :func:`check_config_files`."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(
+        prog="python -m anonbench.config",
+        description="Check config files as the workflow would read them with "
+                    "--configfile FILE... --replace-workflow-config (merged in order).")
+    sub = ap.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("check", help="syntax (file:line:col), schema, cross references, roots")
+    c.add_argument("files", nargs="+", metavar="FILE")
+    c.add_argument("--roots", default="all", metavar="all|none|NAME[,NAME...]",
+                   help="datasets whose root to check (default all; the workflow checks those "
+                        "its targets use)")
+    args = ap.parse_args(argv)
+    roots = args.roots if args.roots in ("all", "none") else args.roots.split(",")
+    try:
+        config = check_config_files(args.files, roots)
+    except ConfigError as e:
+        print(f"invalid config: {e}", file=sys.stderr)
+        return 1
+    print(f"{' + '.join(map(str, args.files))}: valid ({len(config['datasets'])} datasets, "
+          f"{len(config['variants'])} variants, {len(config['models'])} models, "
+          f"{len(config['tables'])} tables)")
+    return 0
+
+
 def check_config(config: dict[str, Any], *, check_roots: bool = True) -> None:
     """Checks that a schema cannot express; raises :class:`ConfigError` with one line."""
     datasets, variants, models = config["datasets"], config["variants"], config["models"]
@@ -75,25 +172,56 @@ def check_config(config: dict[str, Any], *, check_roots: bool = True) -> None:
             if kind in ("bbox", "segm", "keypoints") and kind not in kinds:
                 raise ConfigError(f"tables.{name}.metrics.{col}: {key} needs {kind} predictions; "
                                   f"model {t['model']} (arch {arch}) gives {', '.join(kinds)}")
+        _check_metric_keys(config, name)
     _check_figures(config)
+    for name, f in config.get("figures", {}).items():
+        if f["kind"] == "depth":  # its metric, read from every table's metrics files
+            for t in f["tables"]:
+                _check_metric_keys(config, t, {"metric": f["metric"]}, f"figures.{name}")
     for name, d in datasets.items():
+        coco_only = [k for k in dataset_options(config, name) if d["format"] != "coco"]
+        if coco_only:
+            raise ConfigError(f"datasets.{name}.{coco_only[0]}: only format coco takes explicit "
+                              f"paths and person categories; {d['format']} is read in its own "
+                              "layout")
+        if d.get("persons", "auto") == "keypoints" and d["format"] != "coco":
+            raise ConfigError(f"datasets.{name}.persons: keypoints needs COCO keypoint "
+                              f"annotations; {d['format']} has none (use all)")
         if ("root" in d) == ("generate" in d):
             raise ConfigError(f"datasets.{name}: give either root (a dataset on disk) or "
                               "generate (the demo world), not both or neither")
     if check_roots:
-        from .datasets import missing_root_files
+        for name in datasets:
+            check_dataset_root(config, name)
 
-        for name, d in datasets.items():
-            if "generate" in d:
-                continue
-            if not os.path.isdir(d["root"]):
-                raise ConfigError(f"datasets.{name}.root: directory {d['root']!r} not found "
-                                  f"(absolute: {os.path.abspath(d['root'])})")
-            missing = missing_root_files(d["format"], d["root"])
-            if missing:
-                raise ConfigError(f"datasets.{name}.root: not a {d['format']} dataset, missing "
-                                  f"{missing[0]}" + (f" and {len(missing) - 1} more"
-                                                     if len(missing) > 1 else ""))
+
+def check_dataset_root(config: dict[str, Any], name: str) -> None:
+    """The dataset's ``root`` is a dataset of its format on disk (nothing to check for a generated
+    one); raises :class:`ConfigError` with one line. The workflow calls it for the datasets its
+    targets use only (from ``prepare``'s input function, while Snakemake builds the DAG), so that
+    a target of one dataset runs without the others' roots."""
+    from .datasets import missing_root_files
+
+    d = config["datasets"][name]
+    if "generate" in d:
+        return
+    if not os.path.isdir(d["root"]):
+        raise ConfigError(f"datasets.{name}.root: directory {d['root']!r} not found "
+                          f"(absolute: {os.path.abspath(d['root'])})")
+    if d["format"] == "coco" and d.get("persons", "auto") == "keypoints":
+        from .datasets.coco import annotation_files as coco_files
+
+        opts = dataset_options(config, name)
+        kp = coco_files(d["root"], "train", opts.get("annotations"),
+                        opts.get("keypoint_annotations"))["keypoints"]
+        if not kp.is_file():
+            raise ConfigError(f"datasets.{name}.persons: keypoints, but {kp} is missing "
+                              "(use persons: all for an instance-only dataset)")
+    missing = missing_root_files(d["format"], d["root"], options=dataset_options(config, name))
+    if missing:
+        raise ConfigError(f"datasets.{name}.root: not a {d['format']} dataset, missing "
+                          f"{missing[0]}" + (f" and {len(missing) - 1} more"
+                                             if len(missing) > 1 else ""))
 
 
 def _check_figures(config: dict[str, Any]) -> None:
@@ -128,6 +256,103 @@ def _check_figures(config: dict[str, Any]) -> None:
                 missing = [v for v in [baseline, *f["variants"]] if v not in tables[t]["variants"]]
                 if missing:
                     raise ConfigError(f"{where}: table {t} has no row {missing[0]!r}")
+
+
+def dataset_category_names(config: dict[str, Any], dataset: str) -> list[str] | None:
+    """The category names (in id order) of the dataset's validation ground truth, as far as they
+    are known before ``prepare``: fixed for Cityscapes and BDD100K and for the demo world; a COCO
+    dataset's from ``annotations/instances_val2017.json`` where that file is readable (its tail:
+    the categories come last in COCO's files), else None (unknown)."""
+    d = config["datasets"][dataset]
+    fmt = d["format"]
+    if fmt == "cityscapes":
+        from .evaluate_cityscapes import class_names
+
+        return class_names()
+    if fmt == "bdd100k":
+        from .datasets.bdd100k import CATEGORY_NAMES
+
+        return list(CATEGORY_NAMES)
+    if "generate" in d:
+        from .datasets.demo import CATEGORIES
+
+        return [c["name"] for c in CATEGORIES]
+    from .datasets.coco import annotation_files
+
+    return _coco_category_names(annotation_files(d["root"], "val")["instances"])
+
+
+def _coco_category_names(path: str | os.PathLike[str], tail: int = 1 << 20,
+                         full_limit: int = 256 << 20) -> list[str] | None:
+    import json
+
+    def names(cats: Any) -> list[str] | None:
+        if isinstance(cats, list) and cats and all(isinstance(c, dict) and "name" in c
+                                                   and "id" in c for c in cats):
+            return [str(c["name"]) for c in sorted(cats, key=lambda c: c["id"])]
+        return None
+
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            f.seek(max(0, size - tail))
+            text = f.read().decode("utf-8", errors="replace")
+        at = text.rfind('"categories"')
+        if at >= 0:
+            rest = text[at + len('"categories"'):].lstrip()
+            if rest.startswith(":"):
+                try:
+                    found = names(json.JSONDecoder().raw_decode(rest[1:].lstrip())[0])
+                except ValueError:
+                    found = None
+                if found:
+                    return found
+        if size <= full_limit:  # the categories are not at the end: read it all
+            with open(path) as f:
+                data = json.load(f)
+            return names(data.get("categories")) if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _format_keys(keys: list[str]) -> str:
+    """``bbox/{AP, AP50, ...}; segm/{...}``: the keys grouped by iou type, one line."""
+    groups: dict[str, list[str]] = {}
+    for k in keys:
+        kind, _, rest = k.partition("/")
+        groups.setdefault(kind, []).append(rest)
+    return "; ".join(f"{kind}/{{{', '.join(v)}}}" for kind, v in groups.items())
+
+
+def _check_metric_keys(config: dict[str, Any], table: str,
+                       keys: dict[str, Any] | None = None, where: str | None = None) -> None:
+    """Every metric key of the table (or ``keys``, named ``where.<col>``) is one its dataset's
+    evaluation writes for its model."""
+    import difflib
+
+    from .evaluate_datasets import metric_keys
+
+    t = config["tables"][table]
+    fmt = config["datasets"][t["dataset"]]["format"]
+    arch = config["models"][t["model"]].get("arch")
+    names = dataset_category_names(config, t["dataset"])
+    valid = metric_keys(fmt, arch, names)
+    for col, key in (t["metrics"] if keys is None else keys).items():
+        key = str(key)
+        if key in valid:
+            continue
+        kind, _, stat = key.partition("/")
+        if names is None and stat.startswith("AP_") and len(stat) > 3 \
+                and any(k.startswith(f"{kind}/") for k in valid):
+            continue  # a COCO category we cannot list before prepare
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        cats = "" if names is not None else " (and AP_<category> of the dataset's categories)"
+        raise ConfigError(f"{where or f'tables.{table}.metrics'}.{col}: {key!r} is not a "
+                          f"metric the {fmt} "
+                          f"evaluation writes for model {t['model']} (arch {arch}){hint}; "
+                          f"valid: {_format_keys(valid)}{cats}")
 
 
 def figure_inputs(config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -193,12 +418,28 @@ def dataset_root(config: dict[str, Any], dataset: str) -> str:
     return d["root"] if "root" in d else f"results/{dataset}/world"
 
 
-def annotation_inputs(config: dict[str, Any], dataset: str, split: str) -> list[str]:
-    """The annotation files of a dataset on disk, so that Snakemake notices when they change."""
-    from .datasets import annotation_files
+def dataset_options(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """The generic-COCO options of a dataset (explicit paths, person categories) as its loader
+    takes them (:data:`anonbench.datasets.COCO_OPTIONS`)."""
+    from .datasets import COCO_OPTIONS
 
     d = config["datasets"][dataset]
-    return annotation_files(d["format"], d["root"], split)
+    return {k: d[k] for k in COCO_OPTIONS if k in d}
+
+
+def annotation_inputs(config: dict[str, Any], dataset: str, split: str) -> list[str]:
+    """The annotation files of a dataset on disk, so that Snakemake notices when they change.
+
+    ``prepare``'s input function: the dataset's root is checked here (:func:`check_dataset_root`),
+    when Snakemake builds the DAG, for the datasets that the targets use only."""
+    from .datasets import annotation_files
+
+    try:
+        check_dataset_root(config, dataset)
+    except ConfigError as e:
+        raise ConfigError(f"invalid config: {e}") from None
+    d = config["datasets"][dataset]
+    return annotation_files(d["format"], d["root"], split, dataset_options(config, dataset))
 
 
 def provenance(config: dict[str, Any], dataset: str) -> str:
@@ -212,3 +453,7 @@ def provenance(config: dict[str, Any], dataset: str) -> str:
                 "not reproduce them.")
     return (f"Dataset `{dataset}` read from {d['root']} ({d['format']} format); compare with "
             "Hukkelås & Lindseth, CVPRW 2023, Tables 1-4.")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -155,6 +155,33 @@ def evaluate_coco(gt_manifest: str | os.PathLike[str] | Manifest, results: list[
     return metrics
 
 
+def metric_keys(iou_types: Iterable[str], category_names: Iterable[str], *,
+                person_category: str = "person") -> list[str]:
+    """Every key :func:`evaluate_coco` writes for ``iou_types`` on a ground truth whose categories
+    are named ``category_names`` (in id order), in the order it writes them.
+
+    Parse-time checks (:func:`anonbench.config.check_config`) use this; a test checks that the
+    keys of a real evaluation are among them.
+    """
+    from .manifest import PERSON_CATEGORY_NAMES
+
+    names = list(category_names)
+    persons = [n for n in names if n == person_category] or \
+        [n for n in names if n in PERSON_CATEGORY_NAMES]
+    keys: list[str] = []
+    for iou in iou_types:
+        if iou not in IOU_TYPES:
+            raise ValueError(f"unknown iou type {iou!r}; known: {', '.join(IOU_TYPES)}")
+        keys += [f"{iou}/{name}" for name in _STAT_NAMES[iou]]
+        if persons:
+            keys.append(f"{iou}/AP_person")
+        for n in (persons if iou == "keypoints" else names):
+            key = f"{iou}/AP_{_key_name(n)}"
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
 def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -190,4 +217,4 @@ def metrics_record(metrics: dict[str, float], *, dataset: str, variant: str, mod
     }
 
 
-__all__ = ["IOU_TYPES", "EVALUATOR", "evaluate_coco", "metrics_record", "versions"]
+__all__ = ["IOU_TYPES", "EVALUATOR", "evaluate_coco", "metric_keys", "metrics_record", "versions"]

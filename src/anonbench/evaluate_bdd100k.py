@@ -102,10 +102,27 @@ def write_toolkit_inputs(manifest: Manifest, results: list[dict[str, Any]], work
     return gts, preds, str(score_file)
 
 
+TOOLKIT_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm",
+                 "ARl")
+
+
+def metric_keys(category_names: list[str] | None = None) -> list[str]:
+    """Every key :func:`evaluate_bdd100k` can write, by either path (the toolkit's: ``segm/...``;
+    the COCO fallback's: ``bbox/...`` and ``segm/...``), for BDD100K's categories (default
+    :data:`anonbench.datasets.bdd100k.CATEGORY_NAMES`). Checked at parse time."""
+    from .evaluate import metric_keys as coco_keys
+
+    if category_names is None:
+        from .datasets.bdd100k import CATEGORY_NAMES as category_names
+    toolkit_keys = [f"segm/{m}" for m in TOOLKIT_STATS] + \
+        [f"segm/AP_{'_'.join(c.split())}" for c in category_names] + ["segm/AP_person"]
+    fallback = coco_keys(["bbox", "segm"], category_names, person_category="pedestrian")
+    return fallback + [k for k in toolkit_keys if k not in fallback]
+
+
 def _toolkit_metrics(result: Any) -> dict[str, float]:
     out: dict[str, float] = {}
-    for metric in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs",
-                   "ARm", "ARl"):
+    for metric in TOOLKIT_STATS:
         scores = getattr(result, metric)
         out[f"segm/{metric}"] = float(scores[-1]["OVERALL"])
     for cat, v in result.AP[0].items():

@@ -185,6 +185,23 @@ def evaluate_cityscapes(gt_manifest: str | os.PathLike[str] | Manifest,
     return metrics
 
 
+def class_names() -> list[str]:
+    """The classes the evaluator averages over (its ``setInstanceLabels``: the 8 instance classes
+    of the label table that are not ignored in evaluation)."""
+    from cityscapesscripts.helpers.labels import labels
+
+    return [l.name for l in labels if l.hasInstances and not l.ignoreInEval]
+
+
+def metric_keys() -> list[str]:
+    """Every key :func:`evaluate_cityscapes` writes, in its order (checked at parse time)."""
+    keys = ["segm/AP", "segm/AP50"]
+    for name in class_names():
+        key = "_".join(name.split())
+        keys += [f"segm/AP_{key}", f"segm/AP50_{key}"]
+    return keys
+
+
 def _pct(x: Any) -> float:
     x = float(x)
     return x * 100.0 if np.isfinite(x) else float("nan")

@@ -67,6 +67,27 @@ EVALUATORS: dict[str, Callable[[Manifest, list[dict[str, Any]], str], Evaluation
     "coco": _coco, "cityscapes": _cityscapes, "bdd100k": _bdd100k}
 
 
+def metric_keys(fmt: str, arch: str, category_names: list[str] | None = None) -> list[str]:
+    """The metric keys the evaluation of format ``fmt`` writes for a model of ``arch`` (what a
+    table may ask for; checked at parse time). ``category_names``: the ground truth's categories
+    in id order (COCO: the dataset's own; Cityscapes and BDD100K have fixed ones)."""
+    if fmt == "coco":
+        from .evaluate import metric_keys as coco_keys
+
+        return coco_keys(arch_iou_types(arch), category_names or [])
+    if "segm" not in arch_iou_types(arch):
+        return []  # _needs_masks: the evaluation refuses the model
+    if fmt == "cityscapes":
+        from .evaluate_cityscapes import metric_keys as cityscapes_keys
+
+        return cityscapes_keys()
+    if fmt == "bdd100k":
+        from .evaluate_bdd100k import metric_keys as bdd100k_keys
+
+        return bdd100k_keys(category_names)
+    raise ValueError(f"no evaluation for dataset format {fmt!r} (known: {', '.join(EVALUATORS)})")
+
+
 def evaluate_manifest(val_manifest: str | os.PathLike[str] | Manifest,
                       results: list[dict[str, Any]], arch: str) -> Evaluation:
     """Evaluate ``results`` on the validation manifest with its format's evaluation."""

@@ -162,6 +162,21 @@ PRETRAINED_FILES: dict[int, str] = {
 }
 
 
+# Numeric bounds checked at parse time: key -> (minimum, maximum or None, minimum exclusive).
+_BOUNDS: dict[str, tuple[float, float | None, bool]] = {
+    "lr": (0, None, True), "momentum": (0, 1, False), "weight_decay": (0, None, False),
+    "warmup_iters": (0, None, False), "warmup_factor": (0, 1, True),
+    "clip_grad_norm": (0, None, True), "log_every": (1, None, False),
+    "box_score_thresh": (0, 1, False), "box_nms_thresh": (0, 1, False),
+    "box_positive_fraction": (0, 1, True), "roi_sampling_ratio": (0, None, False),
+    "rpn_pre_nms_top_n_train": (1, None, False), "rpn_pre_nms_top_n_test": (1, None, False),
+    "rpn_post_nms_top_n_train": (1, None, False), "rpn_post_nms_top_n_test": (1, None, False),
+    "rpn_batch_size_per_image": (1, None, False), "mask_head_layers": (1, None, False),
+    "mask_head_channels": (1, None, False), "keypoint_head_layers": (1, None, False),
+    "keypoint_head_channels": (1, None, False),
+}
+
+
 def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
     """Defaults (of ``preset``, default ``paper``) + ``model_cfg``, checked; JSON-ready."""
     cfg, model_cfg, preset = with_preset(model_cfg, PRESETS, DEFAULTS, _META_KEYS, "torchvision")
@@ -239,6 +254,22 @@ def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
     sizes = cfg["min_size"] if isinstance(cfg["min_size"], (list, tuple)) else [cfg["min_size"]]
     if not sizes or any(int(v) < 1 for v in sizes):
         raise err(f"min_size must be a size or a list of sizes, got {cfg['min_size']!r}")
+    for key, (lo, hi, open_lo) in _BOUNDS.items():
+        v = cfg.get(key)
+        if v is None and key == "clip_grad_norm":
+            continue
+        if key not in cfg:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise err(f"{key} must be a number, got {v!r}")
+        if (v <= lo if open_lo else v < lo) or (hi is not None and v > hi):
+            rng = f"{'>' if open_lo else '>='} {lo}" + (f" and <= {hi}" if hi is not None else "")
+            raise err(f"{key} must be {rng}, got {v!r}")
+    steps = cfg["steps"]
+    if isinstance(steps, (str, bytes)) or not isinstance(steps, (list, tuple)) or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in steps):
+        raise err(f"steps must be a list of positive numbers (fractions < 1 or iterations), "
+                  f"got {steps!r}")
     for key in ("iterations", "batch_size", "max_size", "fpn_channels",
                 "representation_size", "box_batch_size_per_image", "box_detections_per_img"):
         if key in cfg and int(cfg[key]) < 1:
