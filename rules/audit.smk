@@ -2,27 +2,19 @@
 # with the originals, region by region; one merged audit per variant feeds the tables.
 
 
-def audit_shard_input(wildcards):
-    inputs = {
-        "shards": f"results/{wildcards.dataset}/prepared/shards",
-        "anonymized": f"results/{wildcards.dataset}/anonymized/{wildcards.variant}/{wildcards.shard}",
-    }
-    if variant_cfg(wildcards).get("region") == "face":
-        inputs["faces"] = f"results/{wildcards.dataset}/faces/{wildcards.shard}.json"
-    return inputs
-
-
 rule audit_shard:
     input:
         unpack(audit_shard_input),
     output:
         "results/{dataset}/audit/{variant}/{shard}.json",
+    log:
+        "results/logs/audit/{dataset}_{variant}_{shard}.log",
+    conda:
+        BASE_ENV
     params:
         shard=lambda w: f"results/{w.dataset}/prepared/shards/{w.shard}.json",
         variant=variant_cfg,
         audit=config.get("audit", {}),
-    log:
-        "results/logs/audit/{dataset}_{variant}_{shard}.log",
     script:
         "../scripts/audit_shard.py"
 
@@ -37,9 +29,11 @@ rule audit:
         ),
     output:
         "results/{dataset}/audit/{variant}.json",
-    params:
-        variant=variant_cfg,
     log:
         "results/logs/audit/{dataset}_{variant}.log",
+    conda:
+        BASE_ENV
+    params:
+        variant=variant_cfg,
     script:
         "../scripts/audit.py"

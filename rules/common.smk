@@ -76,3 +76,120 @@ def anonymize_env(wildcards):
     if config["variants"][wildcards.variant].get("generator", "demo") == "dp2":
         return os.path.join(workflow.basedir, "envs", "deep_privacy2.yaml")
     return BASE_ENV
+
+
+# --- input functions and settings of rules/data.smk ----------------------------------------------
+
+
+def demo_world_settings(wildcards):
+    """The generate settings, plus the layout to write when the format is not coco."""
+    d = dataset_cfg(wildcards)
+    return {
+        **d["generate"],
+        **({} if d["format"] == "coco" else {"layout": d["format"]}),
+    }
+
+
+def prepare_input(wildcards):
+    d = dataset_cfg(wildcards)
+    if "generate" in d:
+        return [anonbench_config.dataset_root(config, wildcards.dataset)]
+    return anonbench_config.annotation_inputs(
+        config, wildcards.dataset, wildcards.split
+    )
+
+
+# --- input functions and settings of rules/annotate.smk ------------------------------------------
+
+
+from anonbench.annotate import uses_gpu as _annotator_uses_gpu
+
+
+def _estimated_keypoints(dataset):
+    return (
+        config["datasets"][dataset]["keypoints"].get("estimator", "groundtruth")
+        != "groundtruth"
+    )
+
+
+_KEYPOINT_DATASETS = [d for d in config["datasets"] if _estimated_keypoints(d)]
+
+
+def keypoints_input(wildcards):
+    """The shard's keypoints file when the dataset's keypoints are estimated, else nothing
+    (for rules that need keypoints, e.g. keypoint-conditioned anonymizers)."""
+    if _estimated_keypoints(wildcards.dataset):
+        return f"results/{wildcards.dataset}/keypoints/{wildcards.shard}.json"
+    return []
+
+
+def faces_input(wildcards):
+    inputs = {"shards": f"results/{wildcards.dataset}/prepared/shards"}
+    if dataset_cfg(wildcards)["faces"].get("detector", "keypoints") == "keypoints":
+        kp = keypoints_input(wildcards)
+        if kp:
+            inputs["keypoints"] = kp
+    return inputs
+
+
+def _faces_gpu(wildcards):
+    detector = dataset_cfg(wildcards)["faces"].get("detector", "keypoints")
+    return int(_annotator_uses_gpu("faces", detector))
+
+
+def _keypoints_gpu(wildcards):
+    return int(
+        _annotator_uses_gpu(
+            "keypoints", dataset_cfg(wildcards)["keypoints"]["estimator"]
+        )
+    )
+
+
+# --- input functions and settings of rules/anonymize.smk -----------------------------------------
+
+
+def anonymize_input(wildcards):
+    inputs = {"shards": f"results/{wildcards.dataset}/prepared/shards"}
+    if variant_cfg(wildcards).get("region") == "face":
+        inputs["faces"] = f"results/{wildcards.dataset}/faces/{wildcards.shard}.json"
+    return inputs
+
+
+_REALISTIC = [v for v, c in config["variants"].items() if c["method"] == "realistic"]
+
+
+def _anonymize_gpu(wildcards):
+    """1 for realistic variants with DeepPrivacy2's generators (cluster GPU), else 0."""
+    return int(variant_cfg(wildcards).get("generator", "demo") == "dp2")
+
+
+def variant_train_input(wildcards):
+    inputs = {
+        "prepared": f"results/{wildcards.dataset}/prepared/train.json",
+        "checked": expand(
+            "results/{dataset}/prepared/checked/{shard}.json",
+            dataset=wildcards.dataset,
+            shard=dataset_shards(wildcards.dataset),
+        ),
+    }
+    if variant_cfg(wildcards)["method"] != "none":
+        inputs["shards"] = expand(
+            "results/{dataset}/anonymized/{variant}/{shard}",
+            dataset=wildcards.dataset,
+            variant=wildcards.variant,
+            shard=dataset_shards(wildcards.dataset),
+        )
+    return inputs
+
+
+# --- input functions and settings of rules/audit.smk ---------------------------------------------
+
+
+def audit_shard_input(wildcards):
+    inputs = {
+        "shards": f"results/{wildcards.dataset}/prepared/shards",
+        "anonymized": f"results/{wildcards.dataset}/anonymized/{wildcards.variant}/{wildcards.shard}",
+    }
+    if variant_cfg(wildcards).get("region") == "face":
+        inputs["faces"] = f"results/{wildcards.dataset}/faces/{wildcards.shard}.json"
+    return inputs

@@ -8,12 +8,12 @@ rule evaluate:
     output:
         metrics="results/{dataset}/metrics/{variant}/{model}/seed{seed}.json",
         predictions="results/{dataset}/runs/{variant}/{model}/seed{seed}/predictions_val.json",
-    params:
-        model=model_cfg,
-    threads: model_threads
     log:
         "results/logs/evaluate/{dataset}_{variant}_{model}_seed{seed}.log",
     conda:
         backend_env
+    threads: model_threads
+    params:
+        model=model_cfg,
     script:
         "../scripts/evaluate.py"

@@ -10,13 +10,17 @@ rule export:
         audit="results/{dataset}/audit/{variant}.json",
     output:
         directory("results/{dataset}/export/{variant}"),
+    log:
+        "results/logs/export/{dataset}_{variant}.log",
     wildcard_constraints:
-        variant=_alternatives(v for v, c in config["variants"].items() if c["method"] != "none")
+        variant=_alternatives(
+            v for v, c in config["variants"].items() if c["method"] != "none"
+        )
         or "(?!)",
+    conda:
+        BASE_ENV
     params:
         root=lambda w: anonbench_config.dataset_root(config, w.dataset),
         variant=variant_cfg,
-    log:
-        "results/logs/export/{dataset}_{variant}.log",
     script:
         "../scripts/export.py"

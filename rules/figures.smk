@@ -19,5 +19,7 @@ rule figure:
         figure=_alternatives(config.get("figures", {})) or "(?!)",
     log:
         "results/logs/figure/{figure}.log",
+    conda:
+        BASE_ENV
     script:
         "../scripts/figure.py"

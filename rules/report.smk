@@ -19,5 +19,7 @@ rule table:
         ),
     log:
         "results/logs/table/{table}.log",
+    conda:
+        BASE_ENV
     script:
         "../scripts/table.py"

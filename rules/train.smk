@@ -6,15 +6,15 @@ rule train:
         "results/{dataset}/anonymized/{variant}/train.json",
     output:
         checkpoint="results/{dataset}/runs/{variant}/{model}/seed{seed}/model.pt",
-    params:
-        model=model_cfg,
-        out_dir=lambda w: f"results/{w.dataset}/runs/{w.variant}/{w.model}/seed{w.seed}",
-    threads: model_threads
-    resources:
-        mem_mb=4000,
     log:
         "results/logs/train/{dataset}_{variant}_{model}_seed{seed}.log",
     conda:
         backend_env
+    threads: model_threads
+    resources:
+        mem_mb=4000,
+    params:
+        model=model_cfg,
+        out_dir=lambda w: f"results/{w.dataset}/runs/{w.variant}/{w.model}/seed{w.seed}",
     script:
         "../scripts/train.py"
