@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .manifest import follow_umask, no_space_error
+from .manifest import atomic_path
 
 #: The study writes anonymized JPEGs at quality 100 without chroma subsampling (4:4:4).
 JPEG_QUALITY = 100
@@ -104,25 +103,12 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
     """Encode ``image`` (uint8 RGB) to ``path`` atomically; the format follows the suffix."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"{path}: expected uint8 RGB (H, W, 3), got {image.dtype} {image.shape}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        im = Image.fromarray(image)
-        if suffix in (".jpg", ".jpeg"):
-            im.save(tmp, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
-        elif suffix == ".png":
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".jpg", ".jpeg", ".png"):
+        raise ValueError(f"{path}: unsupported image format {suffix!r} (jpg, jpeg, png)")
+    im = Image.fromarray(image)
+    with atomic_path(path) as tmp:
+        if suffix == ".png":
             im.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
         else:
-            raise ValueError(f"{path}: unsupported image format {suffix!r} (jpg, jpeg, png)")
-        follow_umask(tmp)
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        full = no_space_error(path, e)
-        if full is not None:
-            raise full from None
-        raise
+            im.save(tmp, format="JPEG", quality=JPEG_QUALITY, subsampling=0)

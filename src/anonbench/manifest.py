@@ -14,6 +14,7 @@ polygons, ``iscrowd`` marks crowd/group/ignore regions, person annotations may c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -66,14 +67,18 @@ def no_space_error(path: str | os.PathLike[str], exc: BaseException) -> OSError 
     return OSError(e.errno, f"{path}: {what} while writing it{free}")
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write: renamed onto ``path`` when the block ends
+    without an error (its mode following the umask, as a plain ``open`` would give), removed
+    otherwise, so that ``path`` is complete or absent. A full disk or quota is reported as
+    "no space left on device" with the path (:func:`no_space_error`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        yield Path(tmp)
         follow_umask(tmp)
         os.replace(tmp, path)
     except BaseException as e:
@@ -83,6 +88,12 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         if full is not None:
             raise full from None
         raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = None) -> None:

@@ -16,14 +16,13 @@ import io
 import os
 import re
 import struct
-import tempfile
 import warnings
 import zlib
 from pathlib import Path
 
 from PIL import ExifTags, Image
 
-from .manifest import follow_umask, no_space_error
+from .manifest import atomic_path
 
 try:
     from PIL import ImageCms
@@ -316,20 +315,8 @@ def copy_without_metadata(src: str | os.PathLike[str], dst: str | os.PathLike[st
         raise MetadataError(f"{src}: refusing to overwrite the source image with its copy")
     data = src.read_bytes()
     out = strip_metadata(data, name=str(src))
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=dst.suffix, dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(out)
-        follow_umask(tmp)  # as any new file (mkstemp makes 0600)
-        os.replace(tmp, dst)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        full = no_space_error(dst, e)
-        if full is not None:
-            raise full from None
-        raise
+    with atomic_path(dst) as tmp:
+        tmp.write_bytes(out)
 
 
 def has_metadata(path_or_bytes: str | os.PathLike[str] | bytes) -> list[str]:

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
-from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
-from ..manifest import follow_umask, no_space_error
+from ..manifest import atomic_path
 
 
 def resolve_device(name: str) -> str:
@@ -39,20 +37,7 @@ def torch_threads(threads: int) -> Iterator[None]:
 
 def save_checkpoint(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` through a temporary file in the same folder, renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        follow_umask(tmp)
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        full = no_space_error(path, e)
-        if full is not None:
-            raise full from None
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
