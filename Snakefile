@@ -26,3 +26,16 @@ rule all:
     input:
         expand("results/tables/{table}.md", table=config["tables"]),
         expand("results/figures/{figure}.png", figure=config.get("figures", {})),
+
+
+# Preflight: before the first job of a real run (not a dry run: Snakemake calls onstart only
+# then, on the machine that submits the jobs, before any is submitted), stop when the jobs to run
+# need model files that are missing or do not match their checksums, or (without --sdm conda)
+# packages this environment lacks. The report names each file and `anonbench weights fetch`;
+# `anonbench check --configfile ...` prints the same without running anything. --no-hooks skips it.
+onstart:
+    from anonbench.weights import preflight as _preflight
+
+    _report = _preflight(workflow, config)
+    if _report:
+        raise WorkflowError(_report)

@@ -7,7 +7,8 @@
   heatmap (face centre probability), scale (log of box height/width / 4), offset (sub-pixel
   centre offset, y then x), landmarks (5 points relative to the box).
 - ``dsfd``: DSFD (ResNet-152, WIDER Face), the study's detector, from the ``face-detection``
-  package. Its weights are downloaded at run time into torch hub's checkpoint directory.
+  package. Its weights (``WIDERFace_DSFD_RES152.pth``) are where :mod:`anonbench.weights` says
+  (``$ANONBENCH_WEIGHTS`` or torch hub's checkpoint directory): ``anonbench weights fetch``.
 
 Image detectors return, per image, an array ``(N, 5)``: x0, y0, x1, y1, score, in pixels of the
 image, clipped to it, scores >= the configured ``threshold`` (study: 0.3 COCO and BDD100K,
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -179,16 +181,28 @@ class CenterFace(FaceDetector):
 
 # --- DSFD -------------------------------------------------------------------------------------
 
-#: face-detection 0.2.2 downloads this file with torch.hub (name = the URL's basename).
+#: face-detection 0.2.2's own URL for this file (410 Gone since 2024); the registry
+#: (:mod:`anonbench.weights`, entry ``dsfd``) lists the sources that work.
 DSFD_URL = "https://folk.ntnu.no/haakohu/WIDERFace_DSFD_RES152.pth"
 
 
 def dsfd_weights_path() -> str:
-    """Where torch hub keeps the DSFD weights: ``$TORCH_HOME/hub/checkpoints/`` (default
-    ``~/.cache/torch/hub/checkpoints/``)."""
+    """Where the DSFD weights are looked for (:func:`anonbench.weights.location`):
+    ``$ANONBENCH_WEIGHTS/WIDERFace_DSFD_RES152.pth`` when set, else torch hub's checkpoint
+    directory ``$TORCH_HOME/hub/checkpoints/`` (default ``~/.cache/torch/hub/checkpoints/``)."""
+    from .. import weights
+
+    return str(weights.location(weights.get("dsfd")))
+
+
+def _load_dsfd_state(path: str) -> Any:
+    """face-detection loads its weights with torch hub from DSFD_URL; we hand it ours."""
     import torch
 
-    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(DSFD_URL))
+    def load(url: str, map_location: Any = None, **kwargs: Any) -> Any:
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+    return load
 
 
 class DSFD(FaceDetector):
@@ -201,28 +215,41 @@ class DSFD(FaceDetector):
         super().__init__(opts, threads=threads)
         try:
             import face_detection
+            import face_detection.dsfd.detect as dsfd_detect
             import torch
         except ImportError:
             raise AnnotatorUnavailable(
                 "face detector 'dsfd' needs the face-detection package: "
                 "pip install 'anonbench[faces]' (or: pip install face-detection)") from None
+        from .. import weights
+
+        entry = weights.get("dsfd")
         path = dsfd_weights_path()
-        if not os.path.isfile(path):
-            hint = (f"DSFD weights not found at {path}. Download {DSFD_URL} on a machine with "
-                    f"internet access and put it there (the directory is $TORCH_HOME/hub/"
-                    f"checkpoints; TORCH_HOME defaults to ~/.cache/torch)")
-            if not self.opts.get("download", True):
-                raise AnnotatorUnavailable(hint + "; faces.download is false")
+        problem = weights.verify(entry, path)
+        if problem:
+            hint = (f"DSFD weights not found: {weights.missing_message(entry, path, problem)}. "
+                    f"(face-detection's own URL {DSFD_URL} is gone; without {weights.ENV} the "
+                    "directory is $TORCH_HOME/hub/checkpoints, TORCH_HOME defaulting to "
+                    "~/.cache/torch)")
+            if os.path.isfile(path) or not self.opts.get("download", True):
+                raise AnnotatorUnavailable(hint + ("; faces.download is false"
+                                                   if not self.opts.get("download", True) else ""))
             try:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                torch.hub.download_url_to_file(DSFD_URL, path, progress=False)
-            except Exception as e:  # URLError, HTTPError, OSError, timeouts
+                weights.download_for_loader(
+                    entry, Path(path),
+                    lambda url, dst: torch.hub.download_url_to_file(url, dst, progress=False))
+            except weights.FetchError as e:
                 raise AnnotatorUnavailable(f"{hint}; the download failed: {e}") from None
         torch.set_num_threads(max(1, threads))
         self.device = torch.device(torch_device(self.opts))
-        self.model = face_detection.build_detector(
-            "DSFDDetector", confidence_threshold=self.threshold, nms_iou_threshold=NMS_IOU,
-            device=self.device, clip_boxes=True)
+        original = dsfd_detect.load_state_dict_from_url
+        dsfd_detect.load_state_dict_from_url = _load_dsfd_state(path)
+        try:
+            self.model = face_detection.build_detector(
+                "DSFDDetector", confidence_threshold=self.threshold, nms_iou_threshold=NMS_IOU,
+                device=self.device, clip_boxes=True)
+        finally:
+            dsfd_detect.load_state_dict_from_url = original
 
     def detect(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         out: list[np.ndarray] = [np.zeros((0, 5), np.float32)] * len(images)

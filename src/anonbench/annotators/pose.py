@@ -7,8 +7,10 @@ ankles); a keypoint is visible (COCO ``v = 2``) when its confidence >= ``thresho
 
 - ``groundtruth``: the dataset's own keypoints (COCO, the demo world): nothing to estimate.
 - ``vitpose``: ViTPose through transformers (``VitPoseForPoseEstimation``; default
-  ``usyd-community/vitpose-base-simple``, COCO-17 order), for the cluster. Weights come from the
-  Hugging Face cache; ``download: false`` only looks there, ``model`` may be a local directory.
+  ``usyd-community/vitpose-base-simple``, COCO-17 order), for the cluster. Weights come from
+  ``$ANONBENCH_WEIGHTS/vitpose-base-simple/`` when that is set, else the Hugging Face cache
+  (:mod:`anonbench.weights`; ``anonbench weights fetch``); ``download: false`` only looks there,
+  ``model`` may be a local directory.
 
 BlazePose (MediaPipe) is not offered: mediapipe >= 0.10.30 no longer ships the pose model in
 its wheel, and 0.10.21, the last that does, pins numpy < 2 and protobuf < 5.
@@ -75,16 +77,28 @@ class VitPose(PoseEstimator):
             raise AnnotatorUnavailable(
                 f"pose estimator 'vitpose' needs transformers >= 4.49 with ViTPose ({e}): "
                 "pip install 'anonbench[pose]' (or: pip install transformers)") from None
+        from .. import weights
+
         model = self.opts.get("model", VITPOSE_MODEL)
         local_only = not self.opts.get("download", True)
+        entry = weights.get("vitpose-base-simple")
+        if model == VITPOSE_MODEL and weights.weights_dir() is not None:
+            # $ANONBENCH_WEIGHTS/vitpose-base-simple/ (what `anonbench weights fetch` writes)
+            path = weights.location(entry)
+            problem = weights.verify(entry, path)
+            if problem:
+                raise AnnotatorUnavailable(
+                    f"ViTPose weights: {weights.missing_message(entry, path, problem)}")
+            model, local_only = str(path), True
         try:
             self.processor = AutoProcessor.from_pretrained(model, local_files_only=local_only)
             self.model = VitPoseForPoseEstimation.from_pretrained(model,
                                                                   local_files_only=local_only)
         except (OSError, ValueError) as e:
+            hint = (f" {weights.missing_message(entry)}" if model == VITPOSE_MODEL else "")
             raise AnnotatorUnavailable(
-                f"ViTPose weights {model!r} not available ({str(e).splitlines()[0]}). Download "
-                "them on a machine with internet access (huggingface-cli download "
+                f"ViTPose weights {model!r} not available ({str(e).splitlines()[0]}).{hint} "
+                "Or download them on a machine with internet access (huggingface-cli download "
                 f"{model}) into the Hugging Face cache ($HF_HOME, default ~/.cache/huggingface) "
                 "of the nodes, or set keypoints.model to a local directory") from None
         torch.set_num_threads(max(1, threads))

@@ -15,7 +15,8 @@ masks, keypoints) with the manifest's own category ids.
 
 Pretrained weights (``pretrained: true``): the zoo config's ``MODEL.WEIGHTS`` (ImageNet R-50 for the
 keypoint configs, the COCO Mask R-CNN for the Cityscapes config), from detectron2's cache
-(``$FVCORE_CACHE``, default ``~/.torch/iopath_cache``), downloaded when missing and possible;
+(``$FVCORE_CACHE``, default ``~/.torch/iopath_cache``; or ``$ANONBENCH_WEIGHTS``, see
+:mod:`anonbench.weights`), downloaded when missing and possible;
 offline, training stops before reading any data and names the file and where to put it.
 """
 
@@ -97,13 +98,25 @@ def _read_rgb(path: str) -> np.ndarray:
 
 
 def local_weights(weights: str) -> str:
-    """A local file for ``weights`` (cached, or downloaded now); a clear error offline."""
-    path = weights_cache_path(weights)
+    """A local file for ``weights`` (cached, or downloaded now); a clear error offline.
+
+    Files of the weights registry (:mod:`anonbench.weights`) are looked for where it says:
+    ``$ANONBENCH_WEIGHTS/<name>`` when set (then nothing is downloaded here), else detectron2's
+    cache ``$FVCORE_CACHE/<path of the URL>``."""
+    from .. import weights as registry
+
+    entry = registry.detectron2_file(weights)
+    env_dir = registry.weights_dir()
+    path = str(registry.location(entry)) if entry is not None else weights_cache_path(weights)
     if os.path.isfile(path):
         return path
     url = download_url(weights)
     if not url.startswith(("http://", "https://")):
         raise FileNotFoundError(f"model config weights: {path} not found")
+    hint = f" {registry.missing_message(entry, path)}." if entry is not None else ""
+    if entry is not None and env_dir is not None:
+        raise RuntimeError(f"pretrained weights {weights} are not in ${registry.ENV}: download "
+                           f"{url} and put it at {path}.{hint}")
     try:
         from detectron2.utils.file_io import PathManager
 
@@ -113,7 +126,7 @@ def local_weights(weights: str) -> str:
             f"pretrained weights {weights} are not in detectron2's cache and could not be "
             f"downloaded ({type(e).__name__}: {e}). Download {url} and put it at {path} "
             f"(or set FVCORE_CACHE), set `weights: <local file>`, or set `pretrained: false` "
-            f"to train from scratch.") from e
+            f"to train from scratch.{hint}") from e
 
 
 # --------------------------------------------------------------------------------------------

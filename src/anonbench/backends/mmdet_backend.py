@@ -72,18 +72,23 @@ def _check_pretrained(cfg: dict[str, Any]) -> None:
     """Fail before training when the ImageNet backbone is neither cached nor downloadable."""
     if not cfg["pretrained"]:
         return
+    from .. import weights
+
+    entry = weights.torchvision_file(cfg["depth"])
     path = torchvision_weights_path(cfg["depth"])
     if os.path.isfile(path):
         return
-    url = "https://download.pytorch.org/models/" + TORCHVISION_FILES[cfg["depth"]]
+    url = entry.urls()[0]
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        torch.hub.download_url_to_file(url, path, progress=False)
+        weights.download_for_loader(
+            entry, Path(path),
+            lambda u, dst: torch.hub.download_url_to_file(u, dst, progress=False))
     except Exception as e:
         raise RuntimeError(
             f"pretrained: the ImageNet ResNet-{cfg['depth']} backbone {path} is missing and could "
-            f"not be downloaded ({type(e).__name__}: {e}). Download {url} and put it there (or "
-            f"set TORCH_HOME), or set `pretrained: false` to train from scratch.") from e
+            f"not be downloaded ({type(e).__name__}). Download {url} and put it there (or "
+            f"set TORCH_HOME), or set `pretrained: false` to train from scratch. "
+            f"{weights.missing_message(entry, path)}") from e
 
 
 def versions() -> dict[str, str]:

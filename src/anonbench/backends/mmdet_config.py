@@ -137,10 +137,12 @@ def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def torchvision_weights_path(depth: int) -> str:
-    """Where mmengine looks for ``torchvision://resnet<depth>`` (torch's hub cache)."""
-    hub = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch")
-    return os.path.join(hub, "hub", "checkpoints", TORCHVISION_FILES[int(depth)])
+    """Where the ImageNet backbone is looked for (:func:`anonbench.weights.location`):
+    ``$ANONBENCH_WEIGHTS/<file>`` when set, else where mmengine looks for
+    ``torchvision://resnet<depth>`` (torch's hub cache, ``$TORCH_HOME/hub/checkpoints``)."""
+    from .. import weights
+
+    return str(weights.location(weights.torchvision_file(depth)))
 
 
 def _steps(cfg: dict[str, Any]) -> list[int]:
@@ -161,8 +163,12 @@ def build_mmdet_config(cfg: dict[str, Any], *, classes: list[str], train_ann: st
         "norm_cfg": {"type": "BN", "requires_grad": True}, "norm_eval": bool(cfg["pretrained"]),
         "style": "pytorch"}
     if cfg["pretrained"]:
-        backbone["init_cfg"] = {"type": "Pretrained",
-                                "checkpoint": f"torchvision://resnet{cfg['depth']}"}
+        # torchvision://resnetNN reads torch's hub cache; with $ANONBENCH_WEIGHTS set, the same
+        # file from there (mmdet's ResNet has torchvision's parameter names)
+        ckpt = f"torchvision://resnet{cfg['depth']}"
+        if os.environ.get("ANONBENCH_WEIGHTS"):
+            ckpt = torchvision_weights_path(cfg["depth"])
+        backbone["init_cfg"] = {"type": "Pretrained", "checkpoint": ckpt}
     in_ch = [64, 128, 256, 512] if cfg["depth"] < 50 else [256, 512, 1024, 2048]
     fpn = int(cfg["fpn_channels"])
     model = {

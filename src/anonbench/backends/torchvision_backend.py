@@ -11,10 +11,10 @@ preset (``DEMO_CONFIG``) is a much smaller model sized so that one training + va
 prediction takes about a minute on one CPU core (``demo_onestage``: the same with smaller
 anchors, for RetinaNet/FCOS).
 
-``pretrained: true`` loads torchvision's ImageNet ResNet weights from torch's hub cache
-(``$TORCH_HOME/hub/checkpoints/resnet<depth>-<hash>.pth``), downloading them when missing and
-possible; otherwise :func:`train` stops before it reads any data, naming the file and where to
-put it.
+``pretrained: true`` loads torchvision's ImageNet ResNet weights from ``$ANONBENCH_WEIGHTS`` or
+torch's hub cache (``$TORCH_HOME/hub/checkpoints/resnet<depth>-<hash>.pth``; the rule of
+:mod:`anonbench.weights`), downloading them when missing and possible; otherwise :func:`train`
+stops before it reads any data, naming the file and where to put it.
 
 Model config keys (``models.<name>`` in config.yaml) and their defaults are in ``DEFAULTS``;
 ``preset: demo`` starts from ``DEMO_CONFIG`` instead.  Unknown keys are an error (typos would
@@ -176,13 +176,17 @@ def _checkpoints_dir() -> str:
 
 
 def _pretrained_error(depth: int, path: str, e: BaseException) -> RuntimeError:
+    from .. import weights
+
     fname = os.path.basename(path)
+    why = ("; ".join(e.attempts) if isinstance(e, weights.FetchError)
+           else f"{type(e).__name__}: {e}")
     return RuntimeError(
-        f"pretrained: true needs the ImageNet ResNet-{depth} weights {fname} in torch's cache, "
-        f"but {path} could not be loaded or downloaded ({PRETRAINED_URL}{fname}): "
-        f"{type(e).__name__}: {e}. Without internet access either put {fname} into "
-        f"{os.path.dirname(path)} ($TORCH_HOME/hub/checkpoints) or set `pretrained: false` in the "
-        f"model config (train from scratch)."
+        f"pretrained: true needs the ImageNet ResNet-{depth} weights {fname}, "
+        f"but {path} could not be loaded or downloaded ({PRETRAINED_URL}{fname}): {why}. "
+        f"{weights.missing_message(weights.torchvision_file(depth), path)}. Without internet "
+        f"access either put {fname} into {os.path.dirname(path)} ($TORCH_HOME/hub/checkpoints "
+        f"or ${weights.ENV}) or set `pretrained: false` in the model config (train from scratch)."
     )
 
 
@@ -196,14 +200,17 @@ def fetch_pretrained(model_cfg: dict[str, Any]) -> str | None:
     cfg = resolve_config(model_cfg)
     if not cfg["pretrained"]:
         return None
-    fname = pretrained_file(cfg["depth"])
-    path = os.path.join(_checkpoints_dir(), fname)
+    from .. import weights
+
+    entry = weights.torchvision_file(cfg["depth"])
+    path = str(weights.location(entry))   # $ANONBENCH_WEIGHTS or $TORCH_HOME/hub/checkpoints
     if os.path.isfile(path):
         return path
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        torch.hub.download_url_to_file(PRETRAINED_URL + fname, path, progress=False)
-    except Exception as e:  # URLError, HTTPError, socket errors, read-only cache ...
+        weights.download_for_loader(
+            entry, Path(path),
+            lambda url, dst: torch.hub.download_url_to_file(url, dst, progress=False))
+    except Exception as e:  # FetchError (URLError, HTTPError, read-only cache ...), OSError
         raise _pretrained_error(cfg["depth"], path, e) from e
     return path
 

@@ -8,9 +8,11 @@ Builds the study's generators from an installed DeepPrivacy2 (``dp2``, ``tops``)
 | face | ``configs/fdf/stylegan_fdf128.py`` | StyleGAN U-Net, FDF 128 x 128 |
 | face_hr | ``configs/fdf/stylegan.py`` | StyleGAN U-Net, FDF 256 x 256 |
 
-Checkpoints: the variant's ``checkpoints: {body, face, face_hr}`` paths, else DP2's own cache
-(``$TORCH_HOME/hub/checkpoints/<file name of the config's model_url>``, where DP2's
-``tops.download_file`` puts them). Nothing is downloaded unless the variant says
+Checkpoints: the variant's ``checkpoints: {body, face, face_hr}`` paths, else
+``$ANONBENCH_WEIGHTS/<name>`` or DP2's own cache (``$TORCH_HOME/hub/checkpoints/<name>``, where
+DP2's ``tops.download_file`` puts them); ``<name>`` is the file name of the config's model_url,
+and :mod:`anonbench.weights` lists each file with its md5 and sources
+(``anonbench weights fetch``). Nothing is downloaded unless the variant says
 ``download: true``. Every file is md5-checked against the published sum. Cluster environment:
 ``envs/deep_privacy2.yaml``. The configs are read from the DP2 checkout (``dp2_root`` option,
 ``$DP2_ROOT``, or the directory above the installed ``dp2`` package: an editable install).
@@ -30,7 +32,8 @@ import torch
 
 from .base import ConditionalGenerator, CropBatch, GeneratorUnavailable, register
 
-#: kind -> (config relative to the DP2 checkout, md5 of the published checkpoint)
+#: kind -> (config relative to the DP2 checkout, md5 of the published checkpoint; the weights
+#: registry, anonbench.weights, holds the same md5s and the file names)
 MODELS = {
     "body": ("configs/fdh/triagan/L_im288.py", "b649410e831b45f7800a89c738b411ce"),
     "face": ("configs/fdf/stylegan_fdf128.py", "bccd4403e7c9bca682566ff3319e8176"),
@@ -53,8 +56,21 @@ def md5sum(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 
 
 def cache_path(url: str) -> Path:
-    """Where DP2 (``tops.download_file``) caches the checkpoint of ``url``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+    """Where the checkpoint of ``url`` is looked for (:mod:`anonbench.weights`' rule):
+    ``$ANONBENCH_WEIGHTS/<name>`` when set, else where DP2 (``tops.download_file``) caches it,
+    ``$TORCH_HOME/hub/checkpoints/<name>``; ``<name>`` is the last part of the URL's path."""
+    from .. import weights
+
+    return weights.torch_hub_file(os.path.basename(urlparse(url).path))
+
+
+def _missing(kind: str, path: Path, md5: str, url: str) -> str:
+    from .. import weights
+
+    entry = weights.by_name(path.name) or weights.dp2_file(kind)
+    return (f"dp2 {kind} checkpoint missing: {weights.missing_message(entry, path)}. Or give "
+            f"its path as variant option checkpoints.{kind}, or set download: true (DP2's own "
+            f"URL {url}, reported dead)")
 
 
 def resolve_checkpoint(kind: str, opts: dict[str, Any], url: str | None, md5: str,
@@ -76,14 +92,12 @@ def resolve_checkpoint(kind: str, opts: dict[str, Any], url: str | None, md5: st
             if opts.get("download", False) and download is not None:
                 path = Path(download(url))
             else:
-                raise CheckpointError(
-                    f"dp2 {kind} checkpoint missing: {path} (md5 {md5}). Put the file there "
-                    f"(download it from {url}), or give its path as variant option "
-                    f"checkpoints.{kind}, or set download: true")
+                raise CheckpointError(_missing(kind, path, md5, url))
     got = md5sum(path)
     if got != md5:
         raise CheckpointError(f"dp2 {kind} checkpoint {path}: md5 {got}, expected {md5} "
-                              "(a different or corrupt file)")
+                              "(a different or corrupt file; `anonbench weights fetch` replaces "
+                              "it)")
     return path
 
 
