@@ -169,7 +169,7 @@ def variant_train_input(wildcards):
         "checked": expand(
             "results/{dataset}/prepared/checked/{shard}.json",
             dataset=wildcards.dataset,
-            shard=dataset_shards(wildcards.dataset),
+            shard=[*dataset_shards(wildcards.dataset), "val"],
         ),
     }
     if variant_cfg(wildcards)["method"] != "none":

@@ -48,7 +48,8 @@ rule shards:
 
 
 # Every training image decoded in full once (libjpeg warnings are errors), one job per shard,
-# before any train job (variant_manifest depends on every shard's check).
+# and the val images in one job per dataset, before any train job (variant_manifest depends on
+# every check): a corrupt val image would otherwise fail only the evaluation after training.
 rule check_images:
     input:
         "results/{dataset}/prepared/shards",
@@ -62,3 +63,14 @@ rule check_images:
         shard=lambda w: f"results/{w.dataset}/prepared/shards/{w.shard}.json",
     script:
         "../scripts/check_images.py"
+
+
+use rule check_images as check_val_images with:
+    input:
+        "results/{dataset}/prepared/val.json",
+    output:
+        "results/{dataset}/prepared/checked/val.json",
+    log:
+        "results/logs/check_images/{dataset}_val.log",
+    params:
+        shard=lambda w: f"results/{w.dataset}/prepared/val.json",

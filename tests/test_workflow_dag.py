@@ -16,6 +16,7 @@ def expected_jobs(config, table):
     shards = range(d["shards"])
     jobs = {"prepare": {(name, s) for s in ("train", "val")}, "shards": {name},
             "check_images": {(name, k) for k in range(d["shards"])},
+            "check_val_images": {name},
             "faces": ({(name, k) for k in shards}
                       if any(c.get("region") == "face" for c in variants.values()) else set()),
             "anonymize": {(name, v, k) for v in anonymized for k in shards
@@ -137,5 +138,6 @@ def test_one_metrics_file_builds_only_its_chain(demo_config, tmp_path):
                   configfile=cfg)
     assert job_counts(p.stdout) == {"demo_world": 1, "prepare": 2, "shards": 1,
                                     "check_images": demo_config["datasets"]["demo"]["shards"],
+                                    "check_val_images": 1,
                                     "anonymize": demo_config["datasets"]["demo"]["shards"],
                                     "variant_manifest": 1, "train": 1, "evaluate": 1}
