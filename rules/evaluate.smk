@@ -8,6 +8,8 @@ rule evaluate:
     output:
         metrics="results/{dataset}/metrics/{variant}/{model}/seed{seed}.json",
         predictions="results/{dataset}/runs/{variant}/{model}/seed{seed}/predictions_val.json",
+        # the evaluator's per-image results (the tables' image bootstrap; anonbench.significance)
+        perimage="results/{dataset}/metrics/{variant}/{model}/seed{seed}.perimage.npz",
     log:
         "results/logs/evaluate/{dataset}_{variant}_{model}_seed{seed}.log",
     conda:

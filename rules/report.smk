@@ -1,9 +1,12 @@
-# Tables: mean +- standard error over seeds, difference to the baseline row.
+# Tables: mean +- standard error over seeds, difference to the baseline row with its 95 %
+# interval and p-value over seeds (Welch) and over validation images (paired bootstrap on the
+# evaluator's per-image results).
 
 
 rule table:
     input:
         metrics=lambda w: anonbench_config.table_metrics_files(config, w.table),
+        perimage=lambda w: anonbench_config.table_perimage_files(config, w.table),
         audits=lambda w: anonbench_config.table_audit_files(config, w.table),
     output:
         md="results/tables/{table}.md",
@@ -17,6 +20,7 @@ rule table:
         provenance=lambda w: anonbench_config.provenance(
             config, config["tables"][w.table]["dataset"]
         ),
+        significance=config.get("significance", {}),
     log:
         "results/logs/table/{table}.log",
     conda:

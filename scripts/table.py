@@ -7,4 +7,5 @@ from anonbench import steps  # noqa: E402
 with steps.logged(snakemake.log[0]):
     steps.table(snakemake.wildcards.table, snakemake.params.table, list(snakemake.input.metrics),
                 list(snakemake.input.audits),
-                snakemake.params.provenance, snakemake.output.md, snakemake.output.csv)
+                snakemake.params.provenance, snakemake.output.md, snakemake.output.csv,
+                list(snakemake.input.perimage), snakemake.params.significance)

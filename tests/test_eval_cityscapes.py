@@ -124,3 +124,20 @@ def test_refuses_a_manifest_of_another_format(val):
     other = {**m, "info": {**m["info"], "format": "coco"}}
     with pytest.raises(ValueError, match="needs a Cityscapes manifest"):
         evaluate_cityscapes(other, [])
+
+
+def test_averages_over_the_trained_classes_without_person(val):
+    """Cityscapes without the person class (App. A.3): the model never predicts persons; AP and
+    AP50 average the evaluated classes it was trained on, the per-class keys stay."""
+    from anonbench.evaluate_datasets import trained_category_ids
+
+    _, m = val
+    res = perfect(m, lambda i, a: a["category_id"] != PERSON)
+    everything = evaluate_cityscapes(m, res)
+    assert everything["segm/AP_person"] == 0.0 and everything["segm/AP"] < 100.0
+    cats = trained_category_ids(m, {"arch": "mask_rcnn", "exclude_classes": ["person"]}, res)
+    assert PERSON not in cats
+    ev = evaluate_manifest(m, res, "mask_rcnn", cats)
+    assert ev["metrics"]["segm/AP"] == ev["metrics"]["segm/AP50"] == 100.0
+    assert ev["metrics"]["segm/AP_person"] == 0.0
+    assert ev["per_image"] is None and "Cityscapes" in ev["per_image_reason"]

@@ -143,3 +143,38 @@ def test_metrics_record(gt):
     back = json.loads(json.dumps(rec))
     assert back["metrics"]["segm/AP"] == pytest.approx(100.0)
     assert math.isnan(back["metrics"]["segm/AP_traffic_light"])
+
+
+def test_averages_run_over_the_trained_categories_only(gt):
+    """A person-only model (e.g. Keypoint R-CNN) on a dataset with cars: without the restriction
+    bbox/AP is the mean of AP_person and the car's 0 (the model never predicts cars)."""
+    persons = [a for a in _non_crowd(gt) if a["category_id"] == PERSON]
+    res = _results_from(persons)
+    everything = evaluate_coco(gt, res, ["bbox", "segm"])
+    assert everything["bbox/AP"] == pytest.approx(everything["bbox/AP_person"] / 2)
+    m = evaluate_coco(gt, res, ["bbox", "segm"], categories=[PERSON])
+    for iou in ("bbox", "segm"):
+        assert m[f"{iou}/AP"] == pytest.approx(m[f"{iou}/AP_person"]) == pytest.approx(100.0)
+        assert f"{iou}/AP_car" not in m
+    with pytest.raises(ValueError, match="none of the trained categories"):
+        evaluate_coco(gt, res, ["bbox"], categories=[99])
+
+
+def test_trained_categories_follow_the_model_config(gt):
+    from anonbench.evaluate_datasets import evaluate_manifest, trained_category_ids
+
+    gt = {**gt, "categories": [{**gt["categories"][0], "keypoints": ["nose"]},
+                               *gt["categories"][1:]]}
+    assert trained_category_ids(gt, {"arch": "keypoint_rcnn"}) == [PERSON]
+    assert trained_category_ids(gt, {"arch": "mask_rcnn"}) == [PERSON, 2, CAR]
+    assert trained_category_ids(gt, {"arch": "mask_rcnn", "exclude_classes": ["person"]}) == [2, CAR]
+    assert trained_category_ids(gt, {"arch": "mask_rcnn", "classes": ["car"]}) == [CAR]
+    # a category the predictions name is never dropped from the evaluation
+    assert trained_category_ids(gt, {"arch": "keypoint_rcnn"},
+                                [{"category_id": CAR}]) == [PERSON, CAR]
+    persons = [a for a in _non_crowd(gt) if a["category_id"] == PERSON]
+    ev = evaluate_manifest({**gt, "info": {**gt["info"], "format": "coco"}},
+                           _results_from(persons, fields=("bbox", "keypoints")), "keypoint_rcnn",
+                           trained_category_ids(gt, {"arch": "keypoint_rcnn"}))
+    assert ev["metrics"]["bbox/AP"] == pytest.approx(ev["metrics"]["bbox/AP_person"])
+    assert set(ev["per_image"]) == {"bbox", "keypoints"}

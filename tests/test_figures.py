@@ -139,3 +139,77 @@ def test_a_long_qualitative_title_stays_inside_the_figure(tmp_path):
     finally:
         plt.Figure.savefig = real_savefig
     assert seen["box"].x0 >= 0 and seen["box"].x1 <= seen["width"]
+
+
+PU_CSV = """variant,metric,mean,stderr,delta,n,seeds,ci95_low,ci95_high,p,img_ci95_low,img_ci95_high,img_p
+original,AP_person,40.0000,1.0000,,2,0 1,,,,,,
+face-blur,privacy/unchanged_fraction,0.6000,,,10,,,,,,,
+face-blur,privacy/persons_anonymized_fraction,0.9000,,,20,,,,,,,
+face-blur,privacy/faces_found_anonymized,0.2500,,,8,,,,,,,
+face-blur,privacy/faces_found_original,0.7500,,,8,,,,,,,
+face-blur,AP_person,39.5000,1.0000,-0.5000,2,0 1,-3.0000,2.0000,0.6,-1.0000,0.1000,0.09
+body-maskout,privacy/unchanged_fraction,0.0100,,,10,,,,,,,
+body-maskout,privacy/persons_anonymized_fraction,1.0000,,,20,,,,,,,
+body-maskout,AP_person,30.0000,1.0000,-10.0000,2,0 1,-14.0000,-6.0000,0.01,-12.0000,-8.0000,0.001
+"""
+
+
+def test_privacy_utility_points_by_hand():
+    from anonbench.figures import privacy_utility_points as pts
+
+    px = pts(PU_CSV, "AP_person", "px_unchanged", "seeds", "original")
+    assert [(p["variant"], p["x"], p["y"], p["low"], p["high"]) for p in px] == [
+        ("original", 100.0, 0.0, None, None), ("face-blur", 60.0, -0.5, -3.0, 2.0),
+        ("body-maskout", 1.0, -10.0, -14.0, -6.0)]
+    persons = pts(PU_CSV, "AP_person", "persons_anonymized", "images", "original")
+    assert [(p["x"], p["low"]) for p in persons] == [(0.0, None), (90.0, -1.0), (100.0, -12.0)]
+    faces = pts(PU_CSV, "AP_person", "faces_found", "seeds", "original")
+    # the baseline: faces found on the originals; body-maskout has no face measure
+    assert [(p["variant"], p["x"]) for p in faces] == [("original", 75.0), ("face-blur", 25.0)]
+    with pytest.raises(ValueError, match="no metric column 'AP'"):
+        pts(PU_CSV, "AP", "px_unchanged", "seeds", "original")
+
+
+def test_privacy_utility_figure_is_drawn_without_metadata(tmp_path):
+    from PIL import Image
+
+    from anonbench import steps
+    from anonbench.metadata import has_metadata
+
+    config = load_config()
+    fig = config["figures"]["privacy_utility"]
+    context = {"tables": {"table1": str(tmp_path / "table1.csv")},
+               "metric": {"table1": "AP_person"}, "baseline": {"table1": "original"},
+               "privacy": "px_unchanged", "interval": "seeds", "provenance": "demo"}
+    (tmp_path / "table1.csv").write_text(PU_CSV)
+    png, csv = tmp_path / "pu.png", tmp_path / "pu.csv"
+    steps.figure("privacy_utility", fig, context, [str(tmp_path / "table1.csv")], str(png),
+                 str(csv))
+    rows = csv.read_text().splitlines()
+    assert rows[0] == ("table,variant,privacy_measure,privacy_percent,metric,delta,ci95_low,"
+                       "ci95_high,interval")
+    assert rows[3] == ("table1,body-maskout,px unchanged %,1.0000,AP_person,-10.0000,-14.0000,"
+                       "-6.0000,seeds")
+    with Image.open(png) as im:
+        a = np.asarray(im.convert("L"), dtype=np.float64)
+    assert min(a.shape) > 200 and a.std() > 10
+    assert has_metadata(png) == []
+
+
+def test_privacy_utility_config_is_checked():
+    config = load_config()
+    check_config(config, check_roots=False)
+    assert config["figures"]["privacy_utility"]["kind"] == "privacy_utility"
+    paper = load_config("config/paper.yaml")
+    assert paper["figures"]["privacy_utility"]["kind"] == "privacy_utility"
+    config["figures"]["privacy_utility"]["metric"] = "AP_car"
+    with pytest.raises(ConfigError, match="figures.privacy_utility.metric: 'AP_car'"):
+        check_config(config, check_roots=False)
+    config["figures"]["privacy_utility"]["metric"] = "segm/AP_person"  # a key also works
+    check_config(config, check_roots=False)
+    config["tables"]["table1"]["privacy"] = False
+    with pytest.raises(ConfigError, match="privacy: false"):
+        check_config(config, check_roots=False)
+    config["figures"]["privacy_utility"]["tables"] = ["table9"]
+    with pytest.raises(ConfigError, match="unknown table 'table9'"):
+        check_config(config, check_roots=False)

@@ -38,11 +38,23 @@ def test_tiny_world_end_to_end(tiny_run):
     work, _, config, p = tiny_run
     md = (work / "results/tables/table1.md").read_text()
     assert md.splitlines()[2].startswith("> Demo world")
-    rows = [l for l in md.splitlines()
+    main, _, rest = md.partition("Difference to `original`")
+    rows = [l for l in main.splitlines()
             if l.startswith("| ") and not l.startswith(("| variant", "| ---"))]
     assert [r.split("|")[1].strip() for r in rows] == config["tables"]["table1"]["variants"]
     for r in rows:
         assert r.count("±") == 3  # every cell filled: mean ± stderr over 2 seeds
+    # every difference with its intervals over seeds and over validation images (the demo's
+    # COCO evaluation stores per-image results), and the footnote with method and resamples
+    tests = [l for l in rest.splitlines() if l.startswith("| ") and not l.startswith(
+        ("| variant", "| ---"))]
+    assert [t.split("|")[1].strip() for t in tests] == ["face-blur", "body-maskout"]
+    for t in tests:
+        assert t.count("seeds [") == 3 and t.count("images [") == 3, t
+    assert "1000 resamples, seed 0" in rest and "seed test only" not in rest
+    csv = (work / "results/tables/table1.csv").read_text().splitlines()
+    assert csv[0].endswith(",ci95_low,ci95_high,p,img_ci95_low,img_ci95_high,img_p")
+    assert (work / "results/demo/metrics/body-maskout/maskrcnn-demo/seed1.perimage.npz").is_file()
     # the privacy audit's column: mask-out leaves (almost) no pixel of a body as it was
     assert "| px unchanged % |" in md
     audit = json.loads((work / "results/demo/audit/body-maskout.json").read_text())
@@ -80,10 +92,15 @@ def test_figures_and_the_html_report(tiny_run):
     n_rows, rest = divmod(len(grid) - 1, len(columns))
     assert rest == 0 and 1 <= n_rows <= config["figures"]["qualitative_demo"]["images"]
     assert "/anonymized/body-maskout/000/" in grid[-1]  # the columns show the anonymized shards
+    pu = (work / "results/figures/privacy_utility.csv").read_text().splitlines()
+    assert pu[0].startswith("table,variant,privacy_measure,privacy_percent,metric,delta")
+    assert [l.split(",")[1] for l in pu[1:]] == config["tables"]["table1"]["variants"]
+    assert pu[1].split(",")[3:6] == ["100.0000", "AP_person", "0.0000"]  # the baseline
     report = work / "report.html"
     snakemake(work, "--report", str(report), configfile=cfg)
     html = report.read_text(errors="replace")
     assert "qualitative_demo.png" in html and "box_sizes.png" in html and "table1.csv" in html
+    assert "privacy_utility.png" in html and "Privacy against utility" in html
 
 
 def test_nothing_to_do_after_a_complete_run(tiny_run):
@@ -100,7 +117,8 @@ def test_changing_one_variant_reruns_only_that_variant(tiny_run, tmp_path):
     out = p.stdout + p.stderr
     counts = job_counts(out)
     counts.pop("all", None)  # the target rule reruns whenever anything does
-    assert counts == {"anonymize": 2, "variant_manifest": 1, "train": 2, "evaluate": 2, "figure": 1,
+    # figures: the qualitative grid (a face-blur column) and privacy_utility (table1's csv)
+    assert counts == {"anonymize": 2, "variant_manifest": 1, "train": 2, "evaluate": 2, "figure": 2,
                       "audit_shard": 2, "audit": 1, "table": 1}
     assert "body-maskout" not in "".join(l for l in out.splitlines() if "wildcards:" in l)
 

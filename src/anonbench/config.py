@@ -229,7 +229,8 @@ def _check_figures(config: dict[str, Any]) -> None:
     for name, f in config.get("figures", {}).items():
         where, kind = f"figures.{name}", f["kind"]
         need = {"box_sizes": ["datasets"], "qualitative": ["dataset", "variants"],
-                "depth": ["tables", "variants", "metric"]}[kind]
+                "depth": ["tables", "variants", "metric"],
+                "privacy_utility": ["tables", "metric"]}[kind]
         for key in need:
             if key not in f:
                 raise ConfigError(f"{where}: kind {kind} needs {key}")
@@ -241,11 +242,22 @@ def _check_figures(config: dict[str, Any]) -> None:
             if v not in variants:
                 raise ConfigError(f"{where}.variants: unknown variant {v!r} (config has: "
                                   f"{', '.join(variants)})")
-        if kind == "depth":
+        for t in f.get("tables", []):
+            if t not in tables:
+                raise ConfigError(f"{where}.tables: unknown table {t!r} (config has: "
+                                  f"{', '.join(tables)})")
+        if kind == "privacy_utility":
             for t in f["tables"]:
-                if t not in tables:
-                    raise ConfigError(f"{where}.tables: unknown table {t!r} (config has: "
-                                      f"{', '.join(tables)})")
+                if not tables[t].get("privacy", True):
+                    raise ConfigError(f"{where}: table {t} has privacy: false, so no audit to "
+                                      "plot against")
+                if figure_metric_column(tables[t], f["metric"]) is None:
+                    raise ConfigError(f"{where}.metric: {f['metric']!r} is neither a column nor "
+                                      f"a metric key of table {t} (columns: "
+                                      f"{', '.join(tables[t]['metrics'])})")
+        if kind == "depth":
+            if len(f["tables"]) < 2:
+                raise ConfigError(f"{where}.tables: kind depth needs at least 2 tables")
             models = [tables[t]["model"] for t in f["tables"]]
             depths = [config["models"][m].get("depth", 50) for m in models]
             if len(set(depths)) != len(depths):
@@ -355,6 +367,13 @@ def _check_metric_keys(config: dict[str, Any], table: str,
                           f"valid: {_format_keys(valid)}{cats}")
 
 
+def figure_metric_column(table: dict[str, Any], metric: str) -> str | None:
+    """The table's column of ``metric`` (a column name, or a metric key it shows)."""
+    if metric in table["metrics"]:
+        return metric
+    return next((c for c, k in table["metrics"].items() if k == metric), None)
+
+
 def figure_inputs(config: dict[str, Any], name: str) -> dict[str, Any]:
     """The files a figure is drawn from (the rule's inputs), by kind."""
     from .shards import shard_names
@@ -368,6 +387,8 @@ def figure_inputs(config: dict[str, Any], name: str) -> dict[str, Any]:
         return {"shard": f"results/{d}/prepared/shards",
                 "anonymized": [f"results/{d}/anonymized/{v}/{first}" for v in f["variants"]
                                if config["variants"][v]["method"] != "none"]}
+    if f["kind"] == "privacy_utility":
+        return {"tables": [f"results/tables/{t}.csv" for t in f["tables"]]}
     return {"metrics": [p for t in f["tables"] for p in table_metrics_files(config, t)]}
 
 
@@ -388,6 +409,16 @@ def figure_context(config: dict[str, Any], name: str) -> dict[str, Any]:
                                 else f"results/{d}/anonymized/{v}/{first}")
                             for v in f["variants"]}}
     tables = config["tables"]
+    if f["kind"] == "privacy_utility":
+        return {"tables": {t: f"results/tables/{t}.csv" for t in f["tables"]},
+                "metric": {t: figure_metric_column(tables[t], f["metric"]) for t in f["tables"]},
+                "baseline": {t: tables[t].get("baseline", "original") for t in f["tables"]},
+                "privacy": f.get("privacy", "persons_anonymized"),
+                "interval": f.get("interval", "seeds"),
+                "provenance": " ".join(provenance(config, tables[t]["dataset"])
+                                       for t in f["tables"]
+                                       if "generate" in config["datasets"][tables[t]["dataset"]]
+                                       )[:200]}
     return {"depths": {tables[t]["model"]: config["models"][tables[t]["model"]].get("depth", 50)
                        for t in f["tables"]},
             "baseline": tables[f["tables"][0]].get("baseline", "original")}
@@ -401,6 +432,14 @@ def table_metrics_files(config: dict[str, Any], table: str) -> list[str]:
     t = config["tables"][table]
     return [f"results/{t['dataset']}/metrics/{v}/{t['model']}/seed{s}.json"
             for v in t["variants"] for s in table_seeds(config, table)]
+
+
+def table_perimage_files(config: dict[str, Any], table: str) -> list[str]:
+    """The per-image results of the table's runs (rule evaluate), in the order of
+    :func:`table_metrics_files`."""
+    from .significance import sidecar_path
+
+    return [sidecar_path(p) for p in table_metrics_files(config, table)]
 
 
 def table_audit_files(config: dict[str, Any], table: str) -> list[str]:
@@ -442,6 +481,32 @@ def annotation_inputs(config: dict[str, Any], dataset: str, split: str) -> list[
     return annotation_files(d["format"], d["root"], split, dataset_options(config, dataset))
 
 
+#: The locked environment of `make` (requirements/lock.txt, written by `make lock`), relative to
+#: the repository root; absent when anonbench is installed into someone else's environment.
+LOCK_FILE = "requirements/lock.txt"
+
+
+def environment_lock(root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """``{"file", "sha256"}`` of the repository's lock file; sha256 is None when there is none."""
+    import hashlib
+
+    base = Path(root) if root is not None else Path(__file__).resolve().parents[2]
+    path = base / LOCK_FILE
+    try:
+        digest: str | None = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        digest = None
+    return {"file": LOCK_FILE, "sha256": digest}
+
+
+def lock_note(lock: dict[str, Any] | None = None) -> str:
+    """The environment sentence of a table's provenance line (12-hex short hash)."""
+    lock = environment_lock() if lock is None else lock
+    if not lock.get("sha256"):
+        return f"Environment: not the locked one (no {lock.get('file', LOCK_FILE)})."
+    return f"Environment: `{lock['file']}` sha256 `{lock['sha256'][:12]}`."
+
+
 def provenance(config: dict[str, Any], dataset: str) -> str:
     d = config["datasets"][dataset]
     if "generate" in d:
@@ -450,9 +515,9 @@ def provenance(config: dict[str, Any], dataset: str) -> str:
                 f"(seed {g.get('seed', 0)}, {g.get('train_images', 200)} train / "
                 f"{g.get('val_images', 60)} val images). These numbers show the pipeline and the "
                 "direction of effects on generated data; they are not the study's numbers and do "
-                "not reproduce them.")
+                f"not reproduce them. {lock_note()}")
     return (f"Dataset `{dataset}` read from {d['root']} ({d['format']} format); compare with "
-            "Hukkelås & Lindseth, CVPRW 2023, Tables 1-4.")
+            f"Hukkelås & Lindseth, CVPRW 2023, Tables 1-4. {lock_note()}")
 
 
 if __name__ == "__main__":

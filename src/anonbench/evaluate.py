@@ -28,6 +28,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from .config import environment_lock
 from .manifest import Manifest, annotation_mask, load_manifest, person_category_ids
 
 IOU_TYPES = ("segm", "bbox", "keypoints")
@@ -94,8 +95,16 @@ def _key_name(name: str) -> str:
 
 
 def evaluate_coco(gt_manifest: str | os.PathLike[str] | Manifest, results: list[dict[str, Any]],
-                  iou_types: Iterable[str], *, person_category: str = "person") -> dict[str, float]:
-    """COCO metrics (percent) of ``results`` against the manifest, per IoU type."""
+                  iou_types: Iterable[str], *, person_category: str = "person",
+                  categories: Iterable[int] | None = None,
+                  per_image: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, float]:
+    """COCO metrics (percent) of ``results`` against the manifest, per IoU type.
+
+    ``categories``: the category ids the model was trained on (default: all of the manifest).
+    COCOeval's ``catIds`` are restricted to them, so that a person-only model's ``bbox/AP`` is
+    its person AP, not averaged with categories it never predicts; ``AP_<category>`` is written
+    for them only. ``per_image``: a dict that receives COCOeval's per-image results of every
+    iou type (:func:`anonbench.significance.per_image_data`) for the image bootstrap."""
     manifest = gt_manifest if isinstance(gt_manifest, dict) else load_manifest(gt_manifest)
     iou_types = list(iou_types)
     bad = [t for t in iou_types if t not in IOU_TYPES]
@@ -119,6 +128,12 @@ def evaluate_coco(gt_manifest: str | os.PathLike[str] | Manifest, results: list[
             raise ValueError(f"{iou} evaluation needs results with '{field}', none have it "
                              f"(does the model predict {field}?)")
         cat_ids = [c["id"] for c in cats]
+        if categories is not None:
+            trained = {int(c) for c in categories}
+            cat_ids = [c for c in cat_ids if c in trained]
+            if not cat_ids:
+                raise ValueError(f"none of the trained categories {sorted(trained)} is a "
+                                 "category of the ground truth")
         if iou == "keypoints":
             if not person_ids:
                 raise ValueError(f"keypoint evaluation: no category named {person_category!r}")
@@ -135,6 +150,11 @@ def evaluate_coco(gt_manifest: str | os.PathLike[str] | Manifest, results: list[
             ev = COCOeval(gt, dt, iou)
             ev.params.catIds = cat_ids
             ev.evaluate()
+            if per_image is not None:
+                from .significance import per_image_data
+
+                per_image[iou] = per_image_data(ev, {c["id"]: c["name"] for c in cats},
+                                                person_ids, iou)
             ev.accumulate()
             ev.summarize()
         for name, v in zip(_STAT_NAMES[iou], ev.stats):
@@ -212,6 +232,7 @@ def metrics_record(metrics: dict[str, float], *, dataset: str, variant: str, mod
         "iou_types": list(iou_types) if iou_types is not None
         else sorted({k.split("/", 1)[0] for k in metrics}),
         "versions": versions(),
+        "environment_lock": environment_lock(),  # {"file", "sha256"} of requirements/lock.txt
         **extra,
         "metrics": dict(metrics),
     }

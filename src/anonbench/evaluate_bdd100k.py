@@ -132,9 +132,16 @@ def _toolkit_metrics(result: Any) -> dict[str, float]:
 
 
 def evaluate_bdd100k(gt_manifest: str | os.PathLike[str] | Manifest,
-                     results: list[dict[str, Any]], *, use_toolkit: bool = True
+                     results: list[dict[str, Any]], *, use_toolkit: bool = True,
+                     categories: list[int] | None = None,
+                     per_image: dict[str, Any] | None = None
                      ) -> tuple[dict[str, float], str]:
-    """``(metrics, evaluator)``: the toolkit's evaluation where it runs, else COCO-style."""
+    """``(metrics, evaluator)``: the toolkit's evaluation where it runs, else COCO-style.
+
+    ``categories`` (the trained category ids) restrict the COCO path's averages
+    (:func:`anonbench.evaluate.evaluate_coco`); the toolkit's ``segm/AP`` is then the mean of
+    its per-category APs of those categories (its other averages stay over all eight).
+    ``per_image`` receives the COCO path's per-image results; the toolkit keeps none."""
     from .evaluate import evaluate_coco
 
     manifest = gt_manifest if isinstance(gt_manifest, dict) else load_manifest(gt_manifest)
@@ -148,14 +155,21 @@ def evaluate_bdd100k(gt_manifest: str | os.PathLike[str] | Manifest,
                          f"e.g. {sorted(stray)[:5]}")
     tk, reason = toolkit() if use_toolkit else (None, "not requested")
     if tk is None:
-        metrics = evaluate_coco(manifest, results, ["bbox", "segm"], person_category="pedestrian")
+        metrics = evaluate_coco(manifest, results, ["bbox", "segm"], person_category="pedestrian",
+                                categories=categories, per_image=per_image)
         return metrics, f"{COCO_EVALUATOR}: {reason}"
     evaluate_ins_seg, config = tk
     with tempfile.TemporaryDirectory(prefix="bddinst.") as tmp:
         gts, preds, score_file = write_toolkit_inputs(manifest, results, Path(tmp))
         with contextlib.redirect_stdout(io.StringIO()):
             result = evaluate_ins_seg(gts, preds, score_file, config, nproc=1, with_logs=False)
-    return _toolkit_metrics(result), TOOLKIT_EVALUATOR
+    metrics = _toolkit_metrics(result)
+    if categories is not None:
+        names = {int(c["id"]): "_".join(str(c["name"]).split()) for c in manifest["categories"]}
+        aps = [metrics.get(f"segm/AP_{names[c]}") for c in categories if c in names]
+        aps = [v for v in aps if v is not None and np.isfinite(v)]
+        metrics["segm/AP"] = float(np.mean(aps)) if aps else float("nan")
+    return metrics, TOOLKIT_EVALUATOR
 
 
 def versions() -> dict[str, str]:

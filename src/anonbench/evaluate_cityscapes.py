@@ -141,8 +141,14 @@ def gt_files(manifest: Manifest, work_dir: str | Path) -> list[str]:
 
 def evaluate_cityscapes(gt_manifest: str | os.PathLike[str] | Manifest,
                         results: list[dict[str, Any]], *, work_dir: str | None = None,
-                        log: io.TextIOBase | None = None) -> dict[str, float]:
-    """Cityscapes instance-segmentation metrics (percent) of ``results`` on the manifest."""
+                        log: io.TextIOBase | None = None,
+                        categories: list[int] | None = None) -> dict[str, float]:
+    """Cityscapes instance-segmentation metrics (percent) of ``results`` on the manifest.
+
+    ``categories``: the label ids the model was trained on; ``segm/AP`` and ``segm/AP50`` are
+    then the evaluator's average (NaN-mean over classes with ground truth) over those of its
+    classes only, e.g. without ``person`` for a model trained without it. The per-class keys
+    stay for all eight classes."""
     manifest = gt_manifest if isinstance(gt_manifest, dict) else load_manifest(gt_manifest)
     if manifest["info"].get("format") != "cityscapes":
         raise ValueError("the Cityscapes evaluation needs a Cityscapes manifest "
@@ -178,6 +184,14 @@ def evaluate_cityscapes(gt_manifest: str | os.PathLike[str] | Manifest,
             log.write(buf.getvalue())
     avg = res["averages"]
     metrics = {"segm/AP": _pct(avg["allAp"]), "segm/AP50": _pct(avg["allAp50%"])}
+    if categories is not None:
+        names = {int(c["id"]): c["name"] for c in manifest["categories"]}
+        trained = [names[c] for c in categories if c in names and names[c] in avg["classes"]]
+    if categories is not None and set(trained) != set(avg["classes"]):
+        for key, field in (("segm/AP", "ap"), ("segm/AP50", "ap50%")):
+            vals = np.asarray([float(avg["classes"][n][field]) for n in trained], float)
+            vals = vals[np.isfinite(vals)]
+            metrics[key] = _pct(vals.mean()) if vals.size else float("nan")
     for name, v in avg["classes"].items():
         key = "_".join(name.split())
         metrics[f"segm/AP_{key}"] = _pct(v["ap"])

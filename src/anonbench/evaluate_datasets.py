@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 from .manifest import Manifest, load_manifest
 
-Evaluation = dict[str, Any]  # {"metrics", "evaluator", "iou_types", "versions"}
+Evaluation = dict[str, Any]  # {"metrics", "evaluator", "iou_types", "versions", "per_image",
+#                              "per_image_reason"}
 
 #: What a model architecture predicts, as COCOeval iou types; any other arch: boxes only.
 ARCH_IOU_TYPES: dict[str, list[str]] = {"mask_rcnn": ["bbox", "segm"],
@@ -27,12 +28,16 @@ def arch_iou_types(arch: str) -> list[str]:
     return list(ARCH_IOU_TYPES.get(arch, ["bbox"]))
 
 
-def _coco(manifest: Manifest, results: list[dict[str, Any]], arch: str) -> Evaluation:
+def _coco(manifest: Manifest, results: list[dict[str, Any]], arch: str,
+          categories: list[int] | None = None) -> Evaluation:
     from .evaluate import EVALUATOR, evaluate_coco, versions
 
     iou_types = arch_iou_types(arch)
-    return {"metrics": evaluate_coco(manifest, results, iou_types), "evaluator": EVALUATOR,
-            "iou_types": iou_types, "versions": versions()}
+    per_image: dict[str, Any] = {}
+    metrics = evaluate_coco(manifest, results, iou_types, categories=categories,
+                            per_image=per_image)
+    return {"metrics": metrics, "evaluator": EVALUATOR, "iou_types": iou_types,
+            "versions": versions(), "per_image": per_image, "per_image_reason": None}
 
 
 def _needs_masks(fmt: str, arch: str) -> None:
@@ -41,29 +46,44 @@ def _needs_masks(fmt: str, arch: str) -> None:
                          "none (use mask_rcnn)")
 
 
-def _cityscapes(manifest: Manifest, results: list[dict[str, Any]], arch: str) -> Evaluation:
+#: Why the Cityscapes evaluation stores no per-image results (its tables: seed test only).
+CITYSCAPES_NO_PER_IMAGE = ("the Cityscapes evaluator's per-image matches are not re-accumulated "
+                           "(image bootstrap not implemented for it)")
+
+
+def _cityscapes(manifest: Manifest, results: list[dict[str, Any]], arch: str,
+                categories: list[int] | None = None) -> Evaluation:
     from . import evaluate, evaluate_cityscapes
 
     _needs_masks("cityscapes", arch)
     log = io.StringIO()
-    metrics = evaluate_cityscapes.evaluate_cityscapes(manifest, results, log=log)
+    metrics = evaluate_cityscapes.evaluate_cityscapes(manifest, results, log=log,
+                                                      categories=categories)
     print(log.getvalue())
     return {"metrics": metrics, "evaluator": evaluate_cityscapes.EVALUATOR, "iou_types": ["segm"],
-            "versions": {**evaluate.versions(), **evaluate_cityscapes.versions()}}
+            "versions": {**evaluate.versions(), **evaluate_cityscapes.versions()},
+            "per_image": None, "per_image_reason": CITYSCAPES_NO_PER_IMAGE}
 
 
-def _bdd100k(manifest: Manifest, results: list[dict[str, Any]], arch: str) -> Evaluation:
+def _bdd100k(manifest: Manifest, results: list[dict[str, Any]], arch: str,
+             categories: list[int] | None = None) -> Evaluation:
     from . import evaluate, evaluate_bdd100k
 
     _needs_masks("bdd100k", arch)
-    metrics, evaluator = evaluate_bdd100k.evaluate_bdd100k(manifest, results)
+    per_image: dict[str, Any] = {}
+    metrics, evaluator = evaluate_bdd100k.evaluate_bdd100k(manifest, results,
+                                                           categories=categories,
+                                                           per_image=per_image)
     return {"metrics": metrics, "evaluator": evaluator,
             "iou_types": sorted({k.split("/", 1)[0] for k in metrics}),
-            "versions": {**evaluate.versions(), **evaluate_bdd100k.versions()}}
+            "versions": {**evaluate.versions(), **evaluate_bdd100k.versions()},
+            "per_image": per_image or None,
+            "per_image_reason": None if per_image else
+            "the BDD100K toolkit's evaluation keeps no per-image results"}
 
 
 #: Registry: dataset format -> evaluation (manifest, results, model arch) -> Evaluation.
-EVALUATORS: dict[str, Callable[[Manifest, list[dict[str, Any]], str], Evaluation]] = {
+EVALUATORS: dict[str, Callable[..., Evaluation]] = {
     "coco": _coco, "cityscapes": _cityscapes, "bdd100k": _bdd100k}
 
 
@@ -88,9 +108,28 @@ def metric_keys(fmt: str, arch: str, category_names: list[str] | None = None) ->
     raise ValueError(f"no evaluation for dataset format {fmt!r} (known: {', '.join(EVALUATORS)})")
 
 
+def trained_category_ids(manifest: Manifest, model_cfg: dict[str, Any],
+                         results: list[dict[str, Any]] | None = None) -> list[int]:
+    """The category ids a model of ``model_cfg`` was trained on, from its config (``classes`` /
+    ``exclude_classes`` and ``arch``, as every backend selects them:
+    :func:`anonbench.backends.categories.select_categories`), widened by any category its
+    predictions name (a prediction is never dropped from the evaluation)."""
+    from .backends.categories import select_categories
+
+    cats = select_categories(manifest, model_cfg.get("classes"), model_cfg.get("exclude_classes"),
+                             model_cfg.get("arch", ""))
+    ids = {int(c["id"]) for c in cats} | {int(r["category_id"]) for r in results or []}
+    return sorted(ids)
+
+
 def evaluate_manifest(val_manifest: str | os.PathLike[str] | Manifest,
-                      results: list[dict[str, Any]], arch: str) -> Evaluation:
-    """Evaluate ``results`` on the validation manifest with its format's evaluation."""
+                      results: list[dict[str, Any]], arch: str,
+                      categories: list[int] | None = None) -> Evaluation:
+    """Evaluate ``results`` on the validation manifest with its format's evaluation.
+
+    ``categories``: the ids of the categories the model was trained on
+    (:func:`trained_category_ids`); the averages (``AP``, ``AP50``, ...) run over them only.
+    None: over all categories of the ground truth."""
     manifest = val_manifest if isinstance(val_manifest, dict) else load_manifest(val_manifest)
     fmt = manifest["info"].get("format", "coco")
     try:
@@ -98,4 +137,4 @@ def evaluate_manifest(val_manifest: str | os.PathLike[str] | Manifest,
     except KeyError:
         raise ValueError(f"no evaluation for dataset format {fmt!r} "
                          f"(known: {', '.join(EVALUATORS)})") from None
-    return fn(manifest, results, arch)
+    return fn(manifest, results, arch, categories)

@@ -1,5 +1,6 @@
-"""Figures: the study's Fig. 7 (person sizes), Fig. 8 (drop vs. backbone depth) and a
-qualitative grid per dataset (App. B). Pure functions compute what is plotted; ``plot_*``
+"""Figures: the study's Fig. 7 (person sizes), Fig. 8 (drop vs. backbone depth), a
+qualitative grid per dataset (App. B) and the privacy-utility picture (per table: the privacy
+each variant buys against the difference to the baseline it costs, with its interval). Pure functions compute what is plotted; ``plot_*``
 draw it with matplotlib's Agg backend into a PNG.
 """
 
@@ -217,3 +218,107 @@ def grid_csv(files_by_column: dict[str, Sequence[str]]) -> str:
     """The data of a qualitative grid: the image file of each tile (row, variant)."""
     return _csv(["row", "variant", "image"],
                 [(r, v, f) for v, files in files_by_column.items() for r, f in enumerate(files)])
+
+
+# --------------------------------------------------------------------------------------------
+# privacy-utility: what each variant costs (difference to the baseline) for the privacy it buys
+
+#: privacy measure (config ``privacy``) -> (table CSV row, axis label, the baseline's value,
+#: which way is more private)
+PRIVACY_MEASURES: dict[str, tuple[str, str, float | None, str]] = {
+    "persons_anonymized": ("privacy/persons_anonymized_fraction", "persons anonymized %", 0.0,
+                           "higher"),
+    "px_unchanged": ("privacy/unchanged_fraction", "px unchanged %", 100.0, "lower"),
+    "faces_found": ("privacy/faces_found_anonymized", "faces found %", None, "lower"),
+}
+#: interval (config ``interval``) -> the table CSV's columns of the difference's 95 % interval
+INTERVAL_COLUMNS = {"seeds": ("ci95_low", "ci95_high"), "images": ("img_ci95_low",
+                                                                  "img_ci95_high")}
+
+
+def privacy_utility_points(table_csv: str, metric: str, privacy: str, interval: str,
+                           baseline: str) -> list[dict[str, Any]]:
+    """One point per variant of a table (its CSV, :func:`anonbench.tables.render_csv`):
+    ``{"variant", "x"`` (the privacy measure, %), ``"y"`` (the difference of ``metric`` to the
+    baseline; 0 for the baseline), ``"low", "high"`` (its interval, None where not tested)``}``.
+    Variants without the measure (e.g. faces found % of a body variant) are left out. The
+    baseline's x: 0 persons anonymized, 100 % px unchanged, faces found on the originals."""
+    import csv
+    import io
+
+    if privacy not in PRIVACY_MEASURES:
+        raise ValueError(f"unknown privacy measure {privacy!r} (known: "
+                         f"{', '.join(PRIVACY_MEASURES)})")
+    row_name, _, base_x, _ = PRIVACY_MEASURES[privacy]
+    lo_col, hi_col = INTERVAL_COLUMNS[interval]
+    rows = list(csv.DictReader(io.StringIO(table_csv)))
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    by = {(r["variant"], r["metric"]): r for r in rows}
+    if not any(m == metric for _, m in by):
+        raise ValueError(f"the table has no metric column {metric!r} "
+                         f"(has: {', '.join(sorted({m for _, m in by if '/' not in m}))})")
+    if base_x is None:  # faces found on the original images (the same boxes for every variant)
+        orig = [float(r["mean"]) for r in rows if r["metric"] == "privacy/faces_found_original"]
+        base_x = 100.0 * float(np.mean(orig)) if orig else None
+
+    def num(v: str | None) -> float | None:
+        return None if v in (None, "") else float(v)
+
+    out = []
+    for v in variants:
+        m = by.get((v, metric))
+        if m is None:
+            continue
+        if v == baseline:
+            x, y, lo, hi = base_x, 0.0, None, None
+        else:
+            p = by.get((v, row_name))
+            x = None if p is None else 100.0 * float(p["mean"])
+            y, lo, hi = num(m["delta"]), num(m.get(lo_col)), num(m.get(hi_col))
+        if x is None or y is None:
+            continue
+        out.append({"variant": v, "x": x, "y": y, "low": lo, "high": hi})
+    return out
+
+
+def privacy_utility_csv(points: dict[str, list[dict[str, Any]]], metric: str, privacy: str,
+                        interval: str) -> str:
+    """The data of a privacy_utility figure: one row per table and variant."""
+    f = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
+    return _csv(["table", "variant", "privacy_measure", "privacy_percent", "metric",
+                 "delta", "ci95_low", "ci95_high", "interval"],
+                [(t, p["variant"], PRIVACY_MEASURES[privacy][1], f(p["x"]), metric, f(p["y"]),
+                  f(p["low"]), f(p["high"]), interval) for t, pts in points.items() for p in pts])
+
+
+def plot_privacy_utility(points: dict[str, list[dict[str, Any]]], out_png: str, title: str,
+                         metric: str, privacy: str, interval: str, baseline: str) -> None:
+    """One panel per table: x the privacy measure, y the difference of ``metric`` to the
+    baseline with its 95 % interval as error bars, every point labelled, the baseline at 0."""
+    _, label, _, better = PRIVACY_MEASURES[privacy]
+    n = max(1, len(points))
+    plt, fig = _figure(5.5 * n, 4.5)
+    for j, (table, pts) in enumerate(points.items()):
+        ax = fig.add_subplot(1, n, j + 1)
+        ax.axhline(0.0, color="0.5", lw=0.8, ls="--", zorder=0)
+        for p in pts:
+            is_base = p["variant"] == baseline
+            if p["low"] is not None and p["high"] is not None:
+                err = [[max(0.0, p["y"] - p["low"])], [max(0.0, p["high"] - p["y"])]]
+                ax.errorbar([p["x"]], [p["y"]], yerr=err, fmt="o", capsize=3, color="C0")
+            else:
+                ax.plot([p["x"]], [p["y"]], marker="s" if is_base else "o",
+                        color="k" if is_base else "C0", ls="none")
+            ax.annotate(p["variant"], (p["x"], p["y"]), textcoords="offset points",
+                        xytext=(5, 5), fontsize=7)
+        xs = [p["x"] for p in pts] or [0.0, 100.0]
+        pad = max(5.0, 0.08 * (max(xs) - min(xs)))
+        ax.set_xlim(min(xs) - pad, max(xs) + 3 * pad)  # room for the labels on the right
+        ax.set_xlabel(f"{label} (more private: {better})")
+        ax.set_ylabel(f"difference of {metric} to {baseline}")
+        ax.grid(alpha=0.3)
+        ax.set_title(f"{table}; error bars: 95 % interval over {interval}", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_png, metadata={"Software": None})  # no text chunk in any output image
+    plt.close(fig)

@@ -199,25 +199,41 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
 
 
 def evaluate(checkpoint: str, val_manifest: str, model_cfg: dict[str, Any], record: dict[str, Any],
-             threads: int, predictions_out: str, metrics_out: str) -> None:
+             threads: int, predictions_out: str, metrics_out: str,
+             perimage_out: str | None = None) -> None:
+    """Predict on the validation set and evaluate; the averages run over the categories the
+    model was trained on. ``perimage_out``: the evaluator's per-image results for the tables'
+    image bootstrap (:mod:`anonbench.significance`), or a file that says why there are none."""
+    from . import significance
     from .backends import get_backend
     from .evaluate import metrics_record
-    from .evaluate_datasets import evaluate_manifest
+    from .evaluate_datasets import evaluate_manifest, trained_category_ids
 
     results = get_backend(model_cfg["backend"]).predict(checkpoint, val_manifest, threads=threads)
     write_json(predictions_out, results)
-    ev = evaluate_manifest(val_manifest, results, model_cfg["arch"])  # per dataset format
+    manifest = load_manifest(val_manifest)
+    categories = trained_category_ids(manifest, model_cfg, results)
+    ev = evaluate_manifest(manifest, results, model_cfg["arch"], categories)  # per dataset format
+    names = {c["id"]: c["name"] for c in manifest["categories"]}
     rec = metrics_record(ev["metrics"], **record, iou_types=ev["iou_types"],
-                         evaluator=ev["evaluator"], versions=ev["versions"])
+                         evaluator=ev["evaluator"], versions=ev["versions"],
+                         categories=[{"id": c, "name": names.get(c, str(c))} for c in categories])
     print(json.dumps(rec["metrics"], indent=1))
+    if perimage_out is not None:
+        significance.save(perimage_out, ev.get("per_image"), ev["evaluator"],
+                          reason=ev.get("per_image_reason"))
     write_json(metrics_out, rec, indent=1)
 
 
 def table(name: str, table_cfg: dict[str, Any], metrics_files: list[str], audit_files: list[str],
-          provenance: str, out_md: str, out_csv: str) -> None:
-    rows = tables.build_rows(tables.load_records(metrics_files), {**table_cfg, "name": name})
+          provenance: str, out_md: str, out_csv: str, perimage_files: list[str] | None = None,
+          significance_cfg: dict[str, Any] | None = None) -> None:
+    records = tables.load_records(metrics_files, perimage_files)
+    rows = tables.build_rows(records, {**table_cfg, "name": name},
+                             significance=significance_cfg or {})
     audits = tables.load_audits(audit_files) if audit_files else None
-    md = tables.render_markdown(name, table_cfg, rows, provenance, audits=audits)
+    md = tables.render_markdown(name, table_cfg, rows, provenance, audits=audits,
+                                significance=significance_cfg)
     write_csv = tables.render_csv(rows, audits=audits)
     from .manifest import atomic_write_text
 
@@ -305,6 +321,22 @@ def figure(name: str, fig_cfg: dict[str, Any], context: dict[str, Any], input_fi
         data = figures.grid_csv(files)
         title = fig_cfg.get("title", f"Training images per variant ({context['shard']})")
         figures.plot_grid(figures.grid_rows(columns), list(context["columns"]), str(tmp), title)
+    elif kind == "privacy_utility":
+        points = {}
+        for table, path in context["tables"].items():
+            with open(path) as f:
+                points[table] = figures.privacy_utility_points(
+                    f.read(), context["metric"][table], context["privacy"], context["interval"],
+                    context["baseline"][table])
+            print(f"{table}: {json.dumps(points[table])}")
+        metric = fig_cfg["metric"]
+        data = figures.privacy_utility_csv(points, metric, context["privacy"],
+                                           context["interval"])
+        title = fig_cfg.get("title", "Privacy bought vs. utility lost, per variant")
+        if context.get("provenance"):
+            title += "\n(demo world: generated data)"
+        figures.plot_privacy_utility(points, str(tmp), title, metric, context["privacy"],
+                                     context["interval"], next(iter(context["baseline"].values())))
     else:
         from . import tables
 
