@@ -12,14 +12,14 @@ rule figure:
             category="Figures",
         ),
         csv="results/figures/{figure}.csv",
+    log:
+        "results/logs/figure/{figure}.log",
+    wildcard_constraints:
+        figure=_alternatives(config.get("figures", {})) or "(?!)",
+    conda:
+        BASE_ENV
     params:
         figure=lambda w: config["figures"][w.figure],
         context=lambda w: anonbench_config.figure_context(config, w.figure),
-    wildcard_constraints:
-        figure=_alternatives(config.get("figures", {})) or "(?!)",
-    log:
-        "results/logs/figure/{figure}.log",
-    conda:
-        BASE_ENV
     script:
         "../scripts/figure.py"

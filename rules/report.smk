@@ -15,15 +15,15 @@ rule table:
             caption="../report/table.rst",
             category="Tables",
         ),
+    log:
+        "results/logs/table/{table}.log",
+    conda:
+        BASE_ENV
     params:
         table=lambda w: config["tables"][w.table],
         provenance=lambda w: anonbench_config.provenance(
             config, config["tables"][w.table]["dataset"]
         ),
         significance=config.get("significance", {}),
-    log:
-        "results/logs/table/{table}.log",
-    conda:
-        BASE_ENV
     script:
         "../scripts/table.py"
