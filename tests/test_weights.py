@@ -383,3 +383,16 @@ def test_cli_entry_point_is_declared():
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert project["scripts"] == {"anonbench": "anonbench.cli:main"}
+
+
+def test_gpu_jobs_on_a_machine_without_a_gpu_stop_the_preflight(monkeypatch):
+    from anonbench import weights
+
+    monkeypatch.delenv(weights.ALLOW_CPU_ENV, raising=False)
+    line = weights.gpu_problem(["anonymize_realistic", "faces"], local=True, cuda=False)
+    assert "anonymize_realistic, faces" in line and "ANONBENCH_ALLOW_CPU=1" in line
+    assert weights.gpu_problem(["faces"], local=False, cuda=False) is None  # on the cluster
+    assert weights.gpu_problem(["faces"], local=True, cuda=True) is None
+    assert weights.gpu_problem([], local=True, cuda=False) is None
+    monkeypatch.setenv(weights.ALLOW_CPU_ENV, "1")
+    assert weights.gpu_problem(["faces"], local=True, cuda=False) is None

@@ -680,7 +680,9 @@ def preflight(workflow: Any, config: dict[str, Any]) -> str | None:
                     key=lambda fr: order.index(fr[0].key) if fr[0].key in order else 1 << 20)
     bad = [(status(f), rules) for f, rules in ranked]
     bad = [(s, r) for s, r in bad if not s.ok]
-    if not bad and not imports:
+    gpu = gpu_problem(sorted({job.rule.name for job in jobs if _job_gpus(job) > 0}),
+                      bool(getattr(workflow, "local_exec", False)))
+    if not bad and not imports and not gpu:
         return None
     lines = ["anonbench preflight: this run stops before its first job."]
     if bad:
@@ -698,7 +700,44 @@ def preflight(workflow: Any, config: dict[str, Any]) -> str | None:
         lines.append("Packages its jobs import that this environment lacks:")
         lines += [f"  {p} ({n} job{'s' if n > 1 else ''})" for p, n in imports.items()]
         lines.append("  run with --sdm conda (the rules' envs/*.yaml), or install them here.")
+    if gpu:
+        lines.append(gpu)
     return "\n".join(lines)
+
+
+#: Set to 1 to run GPU jobs on a machine without a GPU anyway (on the CPU, slowly).
+ALLOW_CPU_ENV = "ANONBENCH_ALLOW_CPU"
+
+
+def _job_gpus(job: Any) -> int:
+    try:
+        return int(job.resources.get("gpu", 0) or 0)
+    except Exception:  # pragma: no cover - a resource Snakemake cannot evaluate yet
+        return 0
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def gpu_problem(gpu_rules: list[str], local: bool, cuda: bool | None = None) -> str | None:
+    """The preflight line for jobs that ask for a GPU (``resources: gpu``) and would run here,
+    on a machine without one; None when they run on a cluster, a GPU is there, or
+    ``$ANONBENCH_ALLOW_CPU`` is 1."""
+    if not gpu_rules or not local or os.environ.get(ALLOW_CPU_ENV) == "1":
+        return None
+    if cuda is None:
+        cuda = _cuda_available()
+    if cuda:
+        return None
+    return (f"Jobs that ask for a GPU would run on this machine, which has none (torch sees no "
+            f"CUDA device): {', '.join(gpu_rules)}. Run them through profiles/slurm, set their "
+            f"device or detector to a CPU one, or {ALLOW_CPU_ENV}=1 to run them on the CPU "
+            "anyway (hours instead of minutes).")
 
 
 __all__ = ["ENV", "REGISTRY", "FetchError", "Source", "Status", "WeightFile", "by_name",
