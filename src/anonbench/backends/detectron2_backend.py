@@ -50,7 +50,22 @@ from .detectron2_config import (  # noqa: F401  (re-exported)
     weights_cache_path,
     weights_url,
 )
-from .runtime import resolve_device, save_checkpoint, torch_threads
+from .runtime import (
+    Checkpointing,
+    TrainingInterrupted,
+    load_resume,
+    log_lines_until,
+    remove_resume,
+    resolve_device,
+    resume_key,
+    resume_path,
+    rng_state,
+    save_checkpoint,
+    save_resume,
+    set_rng_state,
+    torch_threads,
+    walltime_deadline,
+)
 
 CHECKPOINT_FORMAT = "anonbench-detectron2-v1"
 
@@ -241,22 +256,45 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
     py_state, np_state = random.getstate(), np.random.get_state()
     log_path, tmp_log = out / "train_log.jsonl", out / ".train_log.jsonl.tmp"
     last: dict[str, float] = {}
+    key = resume_key(cfg_r, train_manifest, seed)
+    resume = load_resume(out, key, warn=lambda m: emit(f"[detectron2] {m}"))
+    start = int(resume["iteration"]) if resume is not None else 0
+    attempt = int(resume.get("attempt", 1)) + 1 if resume is not None else 1
+    plan = Checkpointing(cfg_r["checkpoint_every_iters"], cfg_r["checkpoint_every_minutes"],
+                         cfg_r["stop_before_walltime_minutes"], walltime_deadline())
+    interrupted: TrainingInterrupted | None = None
     try:
         devs = [torch.device(device).index or 0] if device.startswith("cuda") else []
+        kept = "".join(line + "\n" for line in log_lines_until(tmp_log, start)) \
+            if resume is not None else ""
         with torch.random.fork_rng(devices=devs), open(tmp_log, "w") as flog, \
-                EventStorage(0) as storage:
+                EventStorage(start) as storage, plan.signals():
+            flog.write(kept)
             seed_all_rng(int(seed))      # what detectron2's default_setup does with cfg.SEED
             model = build_model(cfg)
-            if weights_file:
+            if weights_file and resume is None:
                 DetectionCheckpointer(model).load(weights_file)
             model.train()
             optimizer = build_optimizer(cfg, model)
             scheduler = build_lr_scheduler(cfg, optimizer)
+            # detectron2's own checkpointer: model, optimizer, LR scheduler (+ our extras);
+            # written atomically by runtime.save_resume, read back by Checkpointer.load
+            checkpointer = DetectionCheckpointer(model, str(out), optimizer=optimizer,
+                                                 scheduler=scheduler)
+            if resume is not None:
+                checkpointer.load(str(resume_path(out)))   # model, optimizer, scheduler
+                set_rng_state(resume["rng"])
+                flog.write(json.dumps({"event": "resume", "iter": start, "attempt": attempt,
+                                       "reason": resume.get("reason")}) + "\n")
+                emit(f"[detectron2] resumed from {resume_path(out)} at iteration "
+                     f"{start}/{max_iter} (attempt {attempt}; the data order is a new stream "
+                     f"from the restored RNG state, not the interrupted one's)")
+            # the sampler's seed is drawn from the (restored) numpy RNG here
             loader = build_detection_train_loader(cfg)
             sums: dict[str, float] = {}
             n_sum = 0
             t0 = t_last = time.perf_counter()
-            for it, data in zip(range(max_iter), loader):
+            for it, data in zip(range(start, max_iter), loader):
                 storage.iter = it
                 loss_dict = model(data)
                 losses = sum(loss_dict.values())
@@ -275,7 +313,7 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
                 n_sum += 1
                 if (it + 1) % int(cfg_r["log_every"]) == 0 or it + 1 == max_iter:
                     now = time.perf_counter()
-                    rec = {"iter": it + 1, "lr": lr,
+                    rec = {"iter": it + 1, "lr": lr, "attempt": attempt,
                            "losses": {k: v / n_sum for k, v in sums.items()},
                            "seconds": round(now - t0, 3),
                            "s_per_iter": round((now - t_last) / n_sum, 4)}
@@ -285,7 +323,24 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
                          f"lr {lr:.4g} {rec['s_per_iter']:.3f} s/iter")
                     last = rec["losses"]
                     sums, n_sum, t_last = {}, 0, now
+                reason = plan.due(it + 1) if it + 1 < max_iter else None
+                if reason is not None:
+                    state = {name: obj.state_dict()
+                             for name, obj in checkpointer.checkpointables.items()}
+                    state.update(model=checkpointer.model.state_dict(), iteration=it + 1,
+                                 attempt=attempt, reason=reason, rng=rng_state(device),
+                                 model_cfg=cfg_r, seed=int(seed))
+                    save_resume(state, key, out)
+                    plan.saved()
+                    if reason.startswith("signal") or reason == "walltime":
+                        interrupted = TrainingInterrupted(
+                            f"training stopped at iteration {it + 1}/{max_iter} ({reason}); "
+                            f"resume checkpoint {resume_path(out)}: the retry resumes from it")
+                        break
             seconds = time.perf_counter() - t0
+            if interrupted is not None:
+                emit(f"[detectron2] {interrupted}")
+                raise interrupted
             ckpt = {
                 "format": CHECKPOINT_FORMAT,
                 "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -301,17 +356,19 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
             }
         save_checkpoint(ckpt, out / "model.pt")
         os.replace(tmp_log, log_path)
+        remove_resume(out)
     finally:
         torch.set_num_threads(old_threads)
         random.setstate(py_state)
         np.random.set_state(np_state)
-        if tmp_log.exists():
+        if tmp_log.exists() and not resume_path(out).exists():
             tmp_log.unlink()
     return {
         "checkpoint": str(out / "model.pt"), "train_log": str(log_path), "arch": arch,
         "zoo_config": cfg_r["zoo_config"], "seed": int(seed), "iterations": max_iter,
         "num_images": len(manifest["images"]), "categories": categories,
-        "seconds": round(seconds, 3), "s_per_iter": round(seconds / max(1, max_iter), 4),
+        "seconds": round(seconds, 3), "s_per_iter": round(seconds / max(1, max_iter - start), 4),
+        "resumed_from": start, "attempt": attempt,
         "final_losses": last, "threads": int(threads), "device": device,
     }
 

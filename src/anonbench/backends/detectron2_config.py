@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from .categories import check_class_keys
-from .presets import with_preset
+from .presets import CHECKPOINT_DEFAULTS, check_checkpoint_keys, with_preset
 
 # The model-zoo configs this backend knows, with the facts of each that a parse-time check needs
 # (read from detectron2's configs/ at the study's commit; the tests compare them with the real
@@ -80,6 +80,7 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",         # auto (cuda if available) | cpu | cuda | cuda:N
     "log_every": 20,
     "opts": None,             # {"MODEL.RPN.POST_NMS_TOPK_TRAIN": 500, ...}: raw detectron2 keys
+    **CHECKPOINT_DEFAULTS,     # resume checkpoints (anonbench.backends.presets)
 }
 
 # Demo scale: a small model for the demo world (CPU, minutes).
@@ -193,6 +194,7 @@ def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
         if bad:
             raise err(f"opts: {', '.join(bad)} cannot be set here (the backend sets "
                       f"{', '.join(RESERVED_OPTS)} itself; keys are upper-case detectron2 keys)")
+    check_checkpoint_keys(cfg, err)
     return json.loads(json.dumps(cfg))
 
 

@@ -5,7 +5,9 @@ training manifest is written as COCO json (selected categories only) next to the
 ``CocoDataset``; training runs through ``mmengine.runner.Runner``.  ``out_dir/model.pt`` holds
 the model's state dict, the config as text and the categories, and is loaded with
 ``torch.load(weights_only=True)``; mmengine's logs and config stay in ``out_dir/mmdet/``
-(its own checkpoints are removed once ``model.pt`` is written).
+(its own checkpoints, written every ``checkpoint_every_iters`` iterations or every epoch, are
+the resume checkpoints of a failed job's retry, ``resume=True``; they are removed once
+``model.pt`` is written).
 ``predict`` runs ``mmdet.apis.inference_detector`` and converts its ``DetDataSample``s to COCO
 results with the manifest's category ids.
 
@@ -20,6 +22,7 @@ import os
 import sys
 import time
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,7 +42,7 @@ from .mmdet_config import (  # noqa: F401  (re-exported)
     torchvision_weights_path,
     train_log_records,
 )
-from .runtime import resolve_device, save_checkpoint, torch_threads
+from .runtime import resolve_device, resume_key, save_checkpoint, torch_threads
 
 CHECKPOINT_FORMAT = "anonbench-mmdet-v1"
 
@@ -125,6 +128,9 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
                                 train_ann=str(ann_file),
                                 image_root=manifest["info"]["image_root"].rstrip("/") + "/",
                                 work_dir=str(work), seed=seed)
+    resume_from = _resume_runner(work, resume_key(cfg_r, train_manifest, seed), emit)
+    if resume_from is not None:   # mmengine resumes from load_from when it is set
+        config.update(resume=True, load_from=resume_from)
     emit(f"[mmdet] Mask R-CNN R-{cfg_r['depth']} FPN seed={seed}: {len(manifest['images'])} images, "
          f"{len(categories)} classes, " + (f"{cfg_r['epochs']} epochs" if cfg_r["iterations"] is None
                                            else f"{cfg_r['iterations']} iterations")
@@ -163,10 +169,48 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
             "threads": int(threads)}
 
 
+def _resume_runner(work: Path, key: dict[str, str], emit: Callable[[str], None]) -> str | None:
+    """The checkpoint mmengine's runner resumes from, or None: whether it resumes (``resume=True``: model, optimizer, param schedulers,
+    iteration/epoch and its seed from the latest ``iter_*.pth``/``epoch_*.pth`` of ``work``,
+    which the CheckpointHook writes every ``checkpoint_every_iters``): only when that file is
+    complete and was written for the same model config, training manifest and seed (our
+    ``resume_key.json`` beside it); otherwise its checkpoints are dropped with a warning."""
+    key_file = work / "resume_key.json"
+    last = work / "last_checkpoint"
+    ckpt = Path(last.read_text().strip()) if last.is_file() else None
+    if ckpt is None or not ckpt.is_file():
+        write_json(key_file, key)
+        return None
+    why = None
+    try:
+        old = json.loads(key_file.read_text())
+    except (OSError, ValueError):
+        old = None
+    if old != key:
+        why = "it was written for another model config, training manifest or seed"
+    else:
+        try:
+            with zipfile.ZipFile(ckpt) as z:   # torch.save's format; a truncated file fails
+                bad = z.testzip()
+            if bad is not None:
+                why = f"{bad} in it is corrupt"
+        except (OSError, zipfile.BadZipFile) as e:
+            why = f"it cannot be read ({type(e).__name__}: {e})"
+    if why is not None:
+        emit(f"[mmdet] WARNING: ignoring the resume checkpoint {ckpt}: {why}; training starts "
+             f"from iteration 0")
+        _drop_runner_checkpoints(work)
+        write_json(key_file, key)
+        return None
+    emit(f"[mmdet] resuming from {ckpt} (mmengine runner, resume=True)")
+    return str(ckpt)
+
+
 def _drop_runner_checkpoints(work: Path) -> None:
     """Remove mmengine's own checkpoints (weights + optimizer state, twice the size of model.pt)
     once model.pt is written: the workflow never resumes from them. Its logs stay."""
-    for p in [*work.glob("iter_*.pth"), *work.glob("epoch_*.pth"), work / "last_checkpoint"]:
+    for p in [*work.glob("iter_*.pth"), *work.glob("epoch_*.pth"), work / "last_checkpoint",
+              work / "resume_key.json"]:
         if p.is_file():
             p.unlink()
 

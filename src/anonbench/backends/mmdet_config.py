@@ -17,7 +17,7 @@ import os
 from typing import Any, Iterable
 
 from .categories import check_class_keys
-from .presets import with_preset
+from .presets import CHECKPOINT_DEFAULTS, check_checkpoint_keys, with_preset
 
 # torchvision's ImageNet ResNets, which mmdet's ``torchvision://resnetNN`` loads from torch's hub
 # cache ($TORCH_HOME/hub/checkpoints)
@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
     "workers": 2,
     "device": "auto",          # auto | cpu | cuda | cuda:N
     "log_every": 50,
+    # mmengine CheckpointHook interval of iteration loops (epoch loops: every epoch); a
+    # job that fails resumes from it (runner resume=True; mmdet_backend)
+    "checkpoint_every_iters": CHECKPOINT_DEFAULTS["checkpoint_every_iters"],
 }
 # Demo scale: the demo world (256 x 160 images) on a CPU in minutes. R-18 from scratch, 600
 # iterations at lr 0.01 (~0.25 s/iter on 2 threads; demo original seed 0: bbox AP 19.7, segm AP
@@ -133,6 +136,7 @@ def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
         raise err(f"workers must be >= 0, got {cfg['workers']!r}")
     if not (cfg["device"] in ("auto", "cpu", "cuda") or str(cfg["device"]).startswith("cuda:")):
         raise err(f"device must be auto, cpu, cuda or cuda:N, got {cfg['device']!r}")
+    check_checkpoint_keys(cfg, err)
     return json.loads(json.dumps(cfg))
 
 
@@ -275,7 +279,9 @@ def build_mmdet_config(cfg: dict[str, Any], *, classes: list[str], train_ann: st
         param_scheduler.insert(0, {"type": "LinearLR", "start_factor": float(cfg["warmup_ratio"]),
                                    "by_epoch": False, "begin": 0,
                                    "end": int(cfg["warmup_iters"])})
-    ckpt_interval = int(cfg["epochs"]) if by_epoch else int(cfg["iterations"])
+    # the runner's own checkpoints are the resume checkpoints (mmdet_backend: resume=True)
+    ckpt_interval = 1 if by_epoch else min(int(cfg["iterations"]),
+                                           int(cfg["checkpoint_every_iters"] or cfg["iterations"]))
     return {
         "default_scope": "mmdet",
         "model": model,

@@ -65,7 +65,22 @@ from ..manifest import (
     load_manifest,
 )
 from .categories import select_categories
-from .runtime import resolve_device, save_checkpoint, torch_threads
+from .runtime import (
+    Checkpointing,
+    TrainingInterrupted,
+    load_resume,
+    log_lines_until,
+    remove_resume,
+    resolve_device,
+    resume_key,
+    resume_path,
+    rng_state,
+    save_checkpoint,
+    save_resume,
+    set_rng_state,
+    torch_threads,
+    walltime_deadline,
+)
 from .torchvision_config import (  # noqa: F401  (re-exported)
     _ARCHS,
     _META_KEYS,
@@ -489,26 +504,56 @@ class _Batches:
     """``iterations`` batches of ``(index, flip)``: epochs of shuffled indices, coin-flip flips.
 
     All randomness is drawn here, in the training process, from one numpy Generator, so the
-    data order does not depend on DataLoader workers.
+    data order does not depend on DataLoader workers.  :meth:`state` is the sampler's state in
+    front of a batch (the Generator's state, the epoch's permutation and how much of it is
+    left), kept for the batches drawn but not yet trained on (DataLoader workers prefetch);
+    ``_Batches(..., start=it, state=that)`` continues the same stream from batch ``it``.
     """
 
     def __init__(self, n: int, batch_size: int, iterations: int, flip_p: float,
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, start: int = 0,
+                 state: dict[str, Any] | None = None) -> None:
         self.n, self.batch_size, self.iterations, self.flip_p, self.rng = (
             n, batch_size, iterations, flip_p, rng)
+        self.start = int(start)
+        self._perm: list[int] = []
+        self._left = 0
+        if state is not None:
+            rng.bit_generator.state = state["rng"]
+            self._perm, self._left = list(state["perm"]), int(state["left"])
+        elif start:
+            raise ValueError("_Batches: start > 0 needs the sampler state")
+        self._states: dict[int, dict[str, Any]] = {}
+        self._next = self.start   # the batch the generator draws next
 
     def __len__(self) -> int:
-        return self.iterations
+        return self.iterations - self.start
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state, "perm": self._perm, "left": self._left}
+
+    def state(self, it: int) -> dict[str, Any]:
+        """The sampler's state in front of batch ``it`` (drawn already, or the next one)."""
+        if it == self._next:
+            snap = self._snapshot()
+        else:
+            snap = self._states[it]
+        for k in [k for k in self._states if k < it]:
+            del self._states[k]
+        return {"rng": snap["rng"], "perm": list(snap["perm"]), "left": snap["left"]}
 
     def __iter__(self):
-        order: list[int] = []
-        for _ in range(self.iterations):
+        for it in range(self.start, self.iterations):
+            self._states[it] = self._snapshot()
             idx = []
             while len(idx) < self.batch_size:
-                if not order:
-                    order = self.rng.permutation(self.n).tolist()
-                idx.append(order.pop())
+                if not self._left:
+                    self._perm = self.rng.permutation(self.n).tolist()
+                    self._left = len(self._perm)
+                self._left -= 1
+                idx.append(self._perm[self._left])
             flips = self.rng.random(len(idx)) < self.flip_p
+            self._next = it + 1
             yield [(i, bool(f)) for i, f in zip(idx, flips)]
 
 
@@ -572,6 +617,12 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
         elif not use_bar:
             print(line, file=sys.stderr, flush=True)
 
+    def emit_always(line: str) -> None:   # resume / stale-checkpoint notes: also with a bar
+        if log is not None:
+            log(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
     use_bar = log is None and sys.stderr.isatty()
     workers = int(cfg["workers"])
     data = _TrainSet(manifest, label_of, cfg["arch"], kp_names,
@@ -594,8 +645,22 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
     rng = np.random.default_rng(seed)
     log_path = out / "train_log.jsonl"
     tmp_log = out / ".train_log.jsonl.tmp"
+    key = resume_key(cfg, train_manifest, seed)
+    resume = load_resume(out, key, warn=lambda m: emit_always(f"[torchvision] {m}"))
+    start = int(resume["iteration"]) if resume is not None else 0
+    attempt = int(resume.get("attempt", 1)) + 1 if resume is not None else 1
+    ckpt_plan = Checkpointing(cfg["checkpoint_every_iters"], cfg["checkpoint_every_minutes"],
+                              cfg["stop_before_walltime_minutes"], walltime_deadline())
+    interrupted: TrainingInterrupted | None = None
+    last_losses: dict[str, float] | None = None
     try:
-        with torch.random.fork_rng(devices=_rng_devices(device)), open(tmp_log, "w") as flog:
+        # the log of the iterations before the checkpoint (a later attempt appends to it); its
+        # records after the checkpoint's iteration belong to work that is redone
+        kept = log_lines_until(tmp_log, start) if resume is not None else []
+        with torch.random.fork_rng(devices=_rng_devices(device)), \
+                open(tmp_log, "w") as flog, ckpt_plan.signals():
+            for line in kept:
+                flog.write(line + "\n")
             torch.manual_seed(seed)
             model = build_model(cfg, num_classes=len(categories) + 1, num_keypoints=len(kp_names))
             model.to(device)
@@ -608,21 +673,48 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
             else:
                 opt = torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"],
                                       weight_decay=cfg["weight_decay"])
+            if resume is not None:
+                model.load_state_dict(resume["model"])
+                opt.load_state_dict(resume["optimizer"])
+                set_rng_state(resume["rng"])
+                msg = (f"resumed from {resume_path(out)} at iteration {start}/{cfg['iterations']} "
+                       f"(attempt {attempt}; saved on {resume.get('reason')})")
+                flog.write(json.dumps({"event": "resume", "iter": start, "attempt": attempt,
+                                       "reason": resume.get("reason")}) + "\n")
+                flog.flush()
+                emit_always(f"[torchvision] {msg}")
+            sampler = _Batches(len(data), cfg["batch_size"], cfg["iterations"],
+                               cfg["horizontal_flip"], rng, start=start,
+                               state=resume["sampler"] if resume is not None else None)
             loader = torch.utils.data.DataLoader(
-                data, batch_sampler=_Batches(len(data), cfg["batch_size"], cfg["iterations"],
-                                             cfg["horizontal_flip"], rng),
+                data, batch_sampler=sampler,
                 collate_fn=_collate, num_workers=workers, pin_memory=device.type == "cuda",
                 # the loader draws its worker base seed from this, not from the model's stream
                 generator=torch.Generator().manual_seed(int(seed)))
+
+            def save_resume_now(done: int, reason: str) -> None:
+                state = {
+                    "iteration": done, "attempt": attempt, "reason": reason,
+                    "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    # the LR schedule is a function of the iteration (_lr_factor); no AMP here
+                    "scheduler": None, "scaler": None,
+                    "rng": rng_state(device), "sampler": sampler.state(done),
+                    "model_cfg": cfg, "seed": int(seed),
+                }
+                secs, size = save_resume(state, key, out)
+                ckpt_plan.saved()
+                emit(f"[torchvision] resume checkpoint at iteration {done} ({reason}): "
+                     f"{size / 2**20:.1f} MiB in {secs:.2f} s")
+
             sums: dict[str, float] = {}
             n_sum = 0
             t0 = t_last = time.perf_counter()
             bar = None
             if use_bar:
                 from tqdm import tqdm
-                bar = tqdm(total=cfg["iterations"], desc=f"train seed={seed}", file=sys.stderr,
-                           mininterval=1.0)
-            for it, (images, targets) in enumerate(loader):
+                bar = tqdm(total=cfg["iterations"], initial=start, desc=f"train seed={seed}",
+                           file=sys.stderr, mininterval=1.0)
+            for it, (images, targets) in enumerate(loader, start):
                 images = [im.to(device, non_blocking=True) for im in images]
                 targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()}
                            for t in targets]
@@ -652,7 +744,8 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
                     rec = {"iter": it + 1, "lr": lr,
                            "losses": {k: v / n_sum for k, v in sums.items()},
                            "seconds": round(now - t0, 3),
-                           "s_per_iter": round((now - t_last) / n_sum, 4)}
+                           "s_per_iter": round((now - t_last) / n_sum, 4),
+                           "attempt": attempt}
                     flog.write(json.dumps(rec) + "\n")
                     flog.flush()
                     emit(f"[torchvision] iter {it + 1}/{cfg['iterations']} "
@@ -660,27 +753,44 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
                          f"{rec['s_per_iter']:.3f} s/iter")
                     last_losses = rec["losses"]
                     sums, n_sum, t_last = {}, 0, now
+                if it + 1 < cfg["iterations"]:
+                    reason = ckpt_plan.due(it + 1)
+                    if reason is not None:
+                        save_resume_now(it + 1, reason)
+                        if reason.startswith("signal") or reason == "walltime":
+                            interrupted = TrainingInterrupted(
+                                f"training stopped at iteration {it + 1}/{cfg['iterations']} "
+                                f"({reason}); resume checkpoint {resume_path(out)}: the job's "
+                                f"retry (or a rerun) resumes from it")
+                            break
             if bar is not None:
                 bar.close()
             seconds = time.perf_counter() - t0
-            ckpt = {
-                "format": CHECKPOINT_FORMAT,
-                "state_dict": model.state_dict(),
-                "model_cfg": cfg,
-                "categories": categories,
-                "keypoint_names": kp_names if cfg["arch"] == "keypoint_rcnn" else None,
-                "seed": int(seed),
-                "iterations": int(cfg["iterations"]),
-                "threads": int(threads),
-                "device": str(device),
-                "versions": versions(),
-            }
+            if interrupted is None:
+                ckpt = {
+                    "format": CHECKPOINT_FORMAT,
+                    "state_dict": model.state_dict(),
+                    "model_cfg": cfg,
+                    "categories": categories,
+                    "keypoint_names": kp_names if cfg["arch"] == "keypoint_rcnn" else None,
+                    "seed": int(seed),
+                    "iterations": int(cfg["iterations"]),
+                    "threads": int(threads),
+                    "device": str(device),
+                    "versions": versions(),
+                }
+        if interrupted is not None:
+            emit_always(f"[torchvision] {interrupted}")
+            raise interrupted
         save_checkpoint(ckpt, out / "model.pt")
         os.replace(tmp_log, log_path)
+        remove_resume(out)
     finally:
         torch.set_num_threads(old_threads)
-        if tmp_log.exists():
+        # the partial log stays while a resume checkpoint does (the retry appends to it)
+        if tmp_log.exists() and not resume_path(out).exists():
             tmp_log.unlink()
+    trained = max(1, int(cfg["iterations"]) - start)
     return {
         "checkpoint": str(out / "model.pt"),
         "train_log": str(log_path),
@@ -692,8 +802,10 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
         "num_annotations": n_ann,   # non-crowd annotations of the trained categories
         "categories": categories,
         "seconds": round(seconds, 3),
-        "s_per_iter": round(seconds / cfg["iterations"], 4),
+        "s_per_iter": round(seconds / trained, 4),
         "final_losses": last_losses,
+        "resumed_from": start,      # iteration this attempt started at (0: from scratch)
+        "attempt": attempt,
         "threads": int(threads),
         "device": str(device),
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .presets import with_preset
+from .presets import CHECKPOINT_DEFAULTS, check_checkpoint_keys, with_preset
 
 # Paper scale: torchvision's R-50-FPN Mask R-CNN defaults and a detectron2-style 1x schedule.
 DEFAULTS: dict[str, Any] = {
@@ -77,6 +77,9 @@ DEFAULTS: dict[str, Any] = {
                                      # and keep decoded images in memory (small datasets)
     "device": "auto",                # auto (cuda if available) | cpu | cuda | cuda:N
     "log_every": 20,
+    # resume checkpoint (out_dir/resume.pt, removed when model.pt is written): every N
+    # iterations and every M minutes, on SIGUSR1/SIGTERM, and before a SLURM job's end time
+    **CHECKPOINT_DEFAULTS,
 }
 
 # Demo scale: ~200 images of 256x160, 2 CPU cores, ~1 min per training + val prediction.
@@ -265,6 +268,7 @@ def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
         if (v <= lo if open_lo else v < lo) or (hi is not None and v > hi):
             rng = f"{'>' if open_lo else '>='} {lo}" + (f" and <= {hi}" if hi is not None else "")
             raise err(f"{key} must be {rng}, got {v!r}")
+    check_checkpoint_keys(cfg, err)
     steps = cfg["steps"]
     if isinstance(steps, (str, bytes)) or not isinstance(steps, (list, tuple)) or not all(
             isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in steps):
