@@ -246,7 +246,7 @@ def test_train_predict_evaluate_on_the_demo_world(demo_world, tmp_path, arch):
     import torch
 
     from anonbench.backends import get_backend
-    from anonbench.evaluate import evaluate_coco
+    from anonbench.evaluation.coco import evaluate_coco
     from anonbench.manifest import load_manifest
 
     root, paths = demo_world

@@ -134,7 +134,7 @@ def test_train_predict_evaluate_on_the_demo_world(tmp_path):
     import torch
 
     from anonbench.backends import get_backend
-    from anonbench.evaluate import evaluate_coco
+    from anonbench.evaluation.coco import evaluate_coco
     from anonbench.manifest import load_manifest
 
     paths = _demo_manifests(tmp_path, n_train=8, n_val=4)

@@ -17,8 +17,8 @@ from anonbench.backends import torchvision_backend as tb
 from anonbench.backends import torchvision_config as tc
 from anonbench.config import ConfigError, check_config
 from anonbench.datasets import demo, load_split
-from anonbench.evaluate import evaluate_coco
-from anonbench.evaluate_datasets import evaluate_manifest
+from anonbench.evaluation.coco import evaluate_coco
+from anonbench.evaluation import evaluate_manifest
 
 ARCHS = ("retinanet", "fcos")
 TINY = {

@@ -12,7 +12,7 @@ import torch
 
 from anonbench.backends import available_backends, get_backend
 from anonbench.backends import torchvision_backend as tb
-from anonbench.evaluate import evaluate_coco
+from anonbench.evaluation.coco import evaluate_coco
 from anonbench.manifest import encode_mask
 
 PERSON_ID, CAR_ID = 1, 7  # non-contiguous on purpose: predictions must use the original ids

@@ -79,7 +79,7 @@ def test_keys_the_evaluators_write_are_the_declared_ones(fmt, tmp_path):
     parse-time check accepts), so the check and the evaluators cannot drift apart."""
     from anonbench.config import dataset_category_names
     from anonbench.datasets import demo, load_split
-    from anonbench.evaluate_datasets import evaluate_manifest, metric_keys
+    from anonbench.evaluation import evaluate_manifest, metric_keys
 
     if fmt == "cityscapes":
         pytest.importorskip("cityscapesscripts")

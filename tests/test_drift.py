@@ -101,7 +101,7 @@ def world_fingerprints(root: Path) -> dict[str, str]:
 def train_result(root: Path, work: Path) -> dict[str, Any]:
     from anonbench.backends import torchvision_backend as tb
     from anonbench.datasets import load_split
-    from anonbench.evaluate import evaluate_coco
+    from anonbench.evaluation.coco import evaluate_coco
 
     paths = {}
     for split in ("train", "val"):

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from anonbench.datasets import bdd100k, demo, load_split
-from anonbench.evaluate import evaluate_coco, metrics_record
-from anonbench.evaluate_bdd100k import (COCO_EVALUATOR, TOOLKIT_EVALUATOR, evaluate_bdd100k,
+from anonbench.evaluation.coco import evaluate_coco, metrics_record
+from anonbench.evaluation.bdd100k import (COCO_EVALUATOR, TOOLKIT_EVALUATOR, evaluate_bdd100k,
                                         paint_bitmask, toolkit)
-from anonbench.evaluate_datasets import evaluate_manifest
+from anonbench.evaluation import evaluate_manifest
 
 PEDESTRIAN = 1
 

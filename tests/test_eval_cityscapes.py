@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("cityscapesscripts")
 
 from anonbench.datasets import demo, load_split  # noqa: E402
-from anonbench.evaluate_cityscapes import evaluate_cityscapes, write_predictions  # noqa: E402
-from anonbench.evaluate_datasets import evaluate_manifest  # noqa: E402
+from anonbench.evaluation.cityscapes import evaluate_cityscapes, write_predictions  # noqa: E402
+from anonbench.evaluation import evaluate_manifest  # noqa: E402
 from anonbench.manifest import annotation_mask  # noqa: E402
 
 PERSON = 24
@@ -129,7 +129,7 @@ def test_refuses_a_manifest_of_another_format(val):
 def test_averages_over_the_trained_classes_without_person(val):
     """Cityscapes without the person class (App. A.3): the model never predicts persons; AP and
     AP50 average the evaluated classes it was trained on, the per-class keys stay."""
-    from anonbench.evaluate_datasets import trained_category_ids
+    from anonbench.evaluation import trained_category_ids
 
     _, m = val
     res = perfect(m, lambda i, a: a["category_id"] != PERSON)

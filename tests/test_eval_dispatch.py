@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from anonbench.datasets import demo, load_split
-from anonbench.evaluate import EVALUATOR, evaluate_coco
-from anonbench.evaluate_datasets import EVALUATORS, evaluate_manifest
+from anonbench.evaluation.coco import EVALUATOR, evaluate_coco
+from anonbench.evaluation import EVALUATORS, evaluate_manifest
 
 
 @pytest.fixture(scope="module")

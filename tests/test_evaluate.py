@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from anonbench.evaluate import evaluate_coco, metrics_record
+from anonbench.evaluation.coco import evaluate_coco, metrics_record
 from anonbench.manifest import encode_mask
 
 H, W = 48, 64
@@ -161,7 +161,7 @@ def test_averages_run_over_the_trained_categories_only(gt):
 
 
 def test_trained_categories_follow_the_model_config(gt):
-    from anonbench.evaluate_datasets import evaluate_manifest, trained_category_ids
+    from anonbench.evaluation import evaluate_manifest, trained_category_ids
 
     gt = {**gt, "categories": [{**gt["categories"][0], "keypoints": ["nose"]},
                                *gt["categories"][1:]]}

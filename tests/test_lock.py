@@ -154,7 +154,7 @@ def test_installed_environment_is_the_lock(lock):
 
 def test_metrics_and_tables_name_the_lock(tmp_path):
     from anonbench import config
-    from anonbench.evaluate import metrics_record
+    from anonbench.evaluation.coco import metrics_record
 
     sha = hashlib.sha256(LOCK.read_bytes()).hexdigest()
     rec = metrics_record({"segm/AP": 1.0}, dataset="demo", variant="original", model="m", seed=0,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from anonbench import significance as sig
-from anonbench.evaluate import evaluate_coco
+from anonbench.evaluation.coco import evaluate_coco
 
 
 def test_welch_by_hand():

@@ -79,7 +79,7 @@ def _gt():
 def _run(gt, variant, seed, shift):
     """A run whose boxes are off by ``shift`` px on some images (lower AP), as its metrics
     record with its per-image results."""
-    from anonbench.evaluate import evaluate_coco
+    from anonbench.evaluation.coco import evaluate_coco
 
     res = []
     for a in gt["annotations"]:

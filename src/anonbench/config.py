@@ -158,7 +158,7 @@ def check_config(config: dict[str, Any], *, check_roots: bool = True) -> None:
             check_model_config(m)
         except ValueError as e:
             raise ConfigError(f"models.{name}: {str(e).removeprefix('model config: ')}") from None
-    from .evaluate_datasets import arch_iou_types
+    from .evaluation import arch_iou_types
 
     for name, t in config["tables"].items():  # what the table asks of what the model predicts
         arch = models[t["model"]].get("arch")
@@ -278,7 +278,7 @@ def dataset_category_names(config: dict[str, Any], dataset: str) -> list[str] | 
     d = config["datasets"][dataset]
     fmt = d["format"]
     if fmt == "cityscapes":
-        from .evaluate_cityscapes import class_names
+        from .evaluation.cityscapes import class_names
 
         return class_names()
     if fmt == "bdd100k":
@@ -343,7 +343,7 @@ def _check_metric_keys(config: dict[str, Any], table: str,
     evaluation writes for its model."""
     import difflib
 
-    from .evaluate_datasets import metric_keys
+    from .evaluation import metric_keys
 
     t = config["tables"][table]
     fmt = config["datasets"][t["dataset"]]["format"]

@@ -211,7 +211,7 @@ class Accumulator:
             self.gt[key] = (d["gt_i"][m], d["gt_n"][m].astype(float))
 
     def keys(self) -> list[str]:
-        """The metric keys it can give (those of :func:`anonbench.evaluate.evaluate_coco`)."""
+        """The metric keys it can give (those of :func:`anonbench.evaluation.coco.evaluate_coco`)."""
         names = [n for n, (_, _, area, _) in _COCO_STATS[self.iou].items() if area in self.areas]
         out = [f"{self.iou}/{n}" for n in names]
         if len(self.d["person_k"]):

@@ -206,8 +206,8 @@ def evaluate(checkpoint: str, val_manifest: str, model_cfg: dict[str, Any], reco
     image bootstrap (:mod:`anonbench.significance`), or a file that says why there are none."""
     from . import significance
     from .backends import get_backend
-    from .evaluate import metrics_record
-    from .evaluate_datasets import evaluate_manifest, trained_category_ids
+    from .evaluation.coco import metrics_record
+    from .evaluation import evaluate_manifest, trained_category_ids
 
     results = get_backend(model_cfg["backend"]).predict(checkpoint, val_manifest, threads=threads)
     write_json(predictions_out, results)

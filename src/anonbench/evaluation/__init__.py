@@ -1,10 +1,10 @@
-"""Which evaluation a validation manifest gets: the dataset format's own (registry).
+"""The evaluators, one module per dataset format, and which one a validation manifest gets
+(the registry :data:`EVALUATORS`, by the manifest's ``info.format``, as :mod:`anonbench.datasets`).
 
-``coco`` (and the demo world): pycocotools, :mod:`anonbench.evaluate` (by architecture: box/segm,
-box/keypoints, or boxes alone for box detectors such as retinanet and fcos). ``cityscapes``: the
-official instance-level evaluation, :mod:`anonbench.evaluate_cityscapes`. ``bdd100k``: the
-toolkit's where it runs, else COCO-style AP, :mod:`anonbench.evaluate_bdd100k`. The format is
-the manifest's ``info.format``.
+``coco`` (and the demo world): pycocotools, :mod:`anonbench.evaluation.coco` (by architecture:
+box/segm, box/keypoints, or boxes alone for box detectors such as retinanet and fcos).
+``cityscapes``: the official instance-level evaluation, :mod:`anonbench.evaluation.cityscapes`.
+``bdd100k``: the toolkit's where it runs, else COCO-style AP, :mod:`anonbench.evaluation.bdd100k`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import io
 import os
 from typing import Any, Callable
 
-from .manifest import Manifest, load_manifest
+from ..manifest import Manifest, load_manifest
 
 Evaluation = dict[str, Any]  # {"metrics", "evaluator", "iou_types", "versions", "per_image",
 #                              "per_image_reason"}
@@ -30,7 +30,7 @@ def arch_iou_types(arch: str) -> list[str]:
 
 def _coco(manifest: Manifest, results: list[dict[str, Any]], arch: str,
           categories: list[int] | None = None) -> Evaluation:
-    from .evaluate import EVALUATOR, evaluate_coco, versions
+    from .coco import EVALUATOR, evaluate_coco, versions
 
     iou_types = arch_iou_types(arch)
     per_image: dict[str, Any] = {}
@@ -53,30 +53,30 @@ CITYSCAPES_NO_PER_IMAGE = ("the Cityscapes evaluator's per-image matches are not
 
 def _cityscapes(manifest: Manifest, results: list[dict[str, Any]], arch: str,
                 categories: list[int] | None = None) -> Evaluation:
-    from . import evaluate, evaluate_cityscapes
+    from . import cityscapes, coco
 
     _needs_masks("cityscapes", arch)
     log = io.StringIO()
-    metrics = evaluate_cityscapes.evaluate_cityscapes(manifest, results, log=log,
+    metrics = cityscapes.evaluate_cityscapes(manifest, results, log=log,
                                                       categories=categories)
     print(log.getvalue())
-    return {"metrics": metrics, "evaluator": evaluate_cityscapes.EVALUATOR, "iou_types": ["segm"],
-            "versions": {**evaluate.versions(), **evaluate_cityscapes.versions()},
+    return {"metrics": metrics, "evaluator": cityscapes.EVALUATOR, "iou_types": ["segm"],
+            "versions": {**coco.versions(), **cityscapes.versions()},
             "per_image": None, "per_image_reason": CITYSCAPES_NO_PER_IMAGE}
 
 
 def _bdd100k(manifest: Manifest, results: list[dict[str, Any]], arch: str,
              categories: list[int] | None = None) -> Evaluation:
-    from . import evaluate, evaluate_bdd100k
+    from . import bdd100k, coco
 
     _needs_masks("bdd100k", arch)
     per_image: dict[str, Any] = {}
-    metrics, evaluator = evaluate_bdd100k.evaluate_bdd100k(manifest, results,
+    metrics, evaluator = bdd100k.evaluate_bdd100k(manifest, results,
                                                            categories=categories,
                                                            per_image=per_image)
     return {"metrics": metrics, "evaluator": evaluator,
             "iou_types": sorted({k.split("/", 1)[0] for k in metrics}),
-            "versions": {**evaluate.versions(), **evaluate_bdd100k.versions()},
+            "versions": {**coco.versions(), **bdd100k.versions()},
             "per_image": per_image or None,
             "per_image_reason": None if per_image else
             "the BDD100K toolkit's evaluation keeps no per-image results"}
@@ -92,17 +92,17 @@ def metric_keys(fmt: str, arch: str, category_names: list[str] | None = None) ->
     table may ask for; checked at parse time). ``category_names``: the ground truth's categories
     in id order (COCO: the dataset's own; Cityscapes and BDD100K have fixed ones)."""
     if fmt == "coco":
-        from .evaluate import metric_keys as coco_keys
+        from .coco import metric_keys as coco_keys
 
         return coco_keys(arch_iou_types(arch), category_names or [])
     if "segm" not in arch_iou_types(arch):
         return []  # _needs_masks: the evaluation refuses the model
     if fmt == "cityscapes":
-        from .evaluate_cityscapes import metric_keys as cityscapes_keys
+        from .cityscapes import metric_keys as cityscapes_keys
 
         return cityscapes_keys()
     if fmt == "bdd100k":
-        from .evaluate_bdd100k import metric_keys as bdd100k_keys
+        from .bdd100k import metric_keys as bdd100k_keys
 
         return bdd100k_keys(category_names)
     raise ValueError(f"no evaluation for dataset format {fmt!r} (known: {', '.join(EVALUATORS)})")
@@ -114,7 +114,7 @@ def trained_category_ids(manifest: Manifest, model_cfg: dict[str, Any],
     ``exclude_classes`` and ``arch``, as every backend selects them:
     :func:`anonbench.backends.categories.select_categories`), widened by any category its
     predictions name (a prediction is never dropped from the evaluation)."""
-    from .backends.categories import select_categories
+    from ..backends.categories import select_categories
 
     cats = select_categories(manifest, model_cfg.get("classes"), model_cfg.get("exclude_classes"),
                              model_cfg.get("arch", ""))

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .manifest import Manifest, annotation_mask, load_manifest
+from ..manifest import Manifest, annotation_mask, load_manifest
 
 TOOLKIT_EVALUATOR = "bdd100k.eval.ins_seg (BDD100K toolkit)"
 COCO_EVALUATOR = "pycocotools.COCOeval on the BDD100K categories (bdd100k toolkit unavailable)"
@@ -110,10 +110,10 @@ def metric_keys(category_names: list[str] | None = None) -> list[str]:
     """Every key :func:`evaluate_bdd100k` can write, by either path (the toolkit's: ``segm/...``;
     the COCO fallback's: ``bbox/...`` and ``segm/...``), for BDD100K's categories (default
     :data:`anonbench.datasets.bdd100k.CATEGORY_NAMES`). Checked at parse time."""
-    from .evaluate import metric_keys as coco_keys
+    from .coco import metric_keys as coco_keys
 
     if category_names is None:
-        from .datasets.bdd100k import CATEGORY_NAMES as category_names
+        from ..datasets.bdd100k import CATEGORY_NAMES as category_names
     toolkit_keys = [f"segm/{m}" for m in TOOLKIT_STATS] + \
         [f"segm/AP_{'_'.join(c.split())}" for c in category_names] + ["segm/AP_person"]
     fallback = coco_keys(["bbox", "segm"], category_names, person_category="pedestrian")
@@ -139,10 +139,10 @@ def evaluate_bdd100k(gt_manifest: str | os.PathLike[str] | Manifest,
     """``(metrics, evaluator)``: the toolkit's evaluation where it runs, else COCO-style.
 
     ``categories`` (the trained category ids) restrict the COCO path's averages
-    (:func:`anonbench.evaluate.evaluate_coco`); the toolkit's ``segm/AP`` is then the mean of
+    (:func:`anonbench.evaluation.coco.evaluate_coco`); the toolkit's ``segm/AP`` is then the mean of
     its per-category APs of those categories (its other averages stay over all eight).
     ``per_image`` receives the COCO path's per-image results; the toolkit keeps none."""
-    from .evaluate import evaluate_coco
+    from .coco import evaluate_coco
 
     manifest = gt_manifest if isinstance(gt_manifest, dict) else load_manifest(gt_manifest)
     if manifest["info"].get("format") != "bdd100k":

@@ -35,7 +35,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .manifest import Manifest, annotation_mask, load_manifest
+from ..manifest import Manifest, annotation_mask, load_manifest
 
 EVALUATOR = "cityscapesscripts.evalInstanceLevelSemanticLabeling"
 
@@ -88,7 +88,7 @@ def write_predictions(manifest: Manifest, results: list[dict[str, Any]], out_dir
                       ) -> list[str]:
     """The evaluator's prediction files under ``out_dir``; returns the text file of every
     manifest image, in manifest order."""
-    from .datasets.cityscapes import gt_stem
+    from ..datasets.cityscapes import gt_stem
 
     out = Path(out_dir)
     (out / "masks").mkdir(parents=True, exist_ok=True)
@@ -120,7 +120,7 @@ def write_predictions(manifest: Manifest, results: list[dict[str, Any]], out_dir
 def gt_files(manifest: Manifest, work_dir: str | Path) -> list[str]:
     """The ground-truth instance images of the manifest's images (polygon-only ground truth is
     rasterised by the toolkit into ``work_dir``)."""
-    from .datasets.cityscapes import instance_image
+    from ..datasets.cityscapes import instance_image
 
     gt_root = Path(manifest["info"]["gt_root"])
     out = []

@@ -28,8 +28,8 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from .config import environment_lock
-from .manifest import Manifest, annotation_mask, load_manifest, person_category_ids
+from ..config import environment_lock
+from ..manifest import Manifest, annotation_mask, load_manifest, person_category_ids
 
 IOU_TYPES = ("segm", "bbox", "keypoints")
 _STAT_NAMES = {
@@ -151,7 +151,7 @@ def evaluate_coco(gt_manifest: str | os.PathLike[str] | Manifest, results: list[
             ev.params.catIds = cat_ids
             ev.evaluate()
             if per_image is not None:
-                from .significance import per_image_data
+                from ..significance import per_image_data
 
                 per_image[iou] = per_image_data(ev, {c["id"]: c["name"] for c in cats},
                                                 person_ids, iou)
@@ -183,7 +183,7 @@ def metric_keys(iou_types: Iterable[str], category_names: Iterable[str], *,
     Parse-time checks (:func:`anonbench.config.check_config`) use this; a test checks that the
     keys of a real evaluation are among them.
     """
-    from .manifest import PERSON_CATEGORY_NAMES
+    from ..manifest import PERSON_CATEGORY_NAMES
 
     names = list(category_names)
     persons = [n for n in names if n == person_category] or \
