@@ -263,8 +263,8 @@ def as_slurm_jobs(counts):
 @pytest.fixture(scope="module")
 def slurm_run(slurm_cluster, tmp_path_factory):
     """The tiny study through SLURM in three runs: (1) the demo world; then one train image is
-    corrupted; (2) a run that must fail in the anonymize group job, while the jobs that do not
-    need the image (prepare, shards, faces, the original variant's manifest) succeed; the image
+    corrupted; (2) a run that must fail in the group job (the shard's decode check), while the
+    jobs that do not need the image (prepare, shards, faces, the val check) succeed; the image
     is repaired; (3) the rest of the study."""
     work = tmp_path_factory.mktemp("slurm_study")
     cfg = write_config(work / "tiny.yaml", tiny(load_config()))
@@ -288,7 +288,9 @@ def slurm_run(slurm_cluster, tmp_path_factory):
     images = sorted((work / "results/demo/world/train2017").iterdir())
     bad = images[0]
     good_bytes, st = bad.read_bytes(), bad.stat()
-    bad.write_bytes(b"this is not an image\n")
+    # truncated, with the JPEG end marker appended: prepare's header check passes it, the full
+    # decode of the shard (check_images, in the group job) does not
+    bad.write_bytes(good_bytes[: len(good_bytes) // 2] + b"\xff\xd9")
     targets = ["results/demo/anonymized/face-blur/train.json",
                "results/demo/anonymized/body-maskout/train.json",
                "results/demo/anonymized/original/train.json", "results/demo/prepared/val.json"]
@@ -317,8 +319,9 @@ def slurm_run(slurm_cluster, tmp_path_factory):
 @pytest.mark.slow
 def test_slurm_study_produces_the_table(slurm_run):
     md = (slurm_run["work"] / "results/tables/table1.md").read_text()
-    rows = [l for l in md.splitlines()
-            if l.startswith("| ") and not l.startswith(("| variant", "| ---"))]
+    table = md.split("| variant |", 1)[1].split("\n\n", 1)[0]  # the first table: the metrics
+    rows = [l for l in table.splitlines()[1:]
+            if l.startswith("| ") and not l.startswith("| ---")]
     assert [r.split("|")[1].strip() for r in rows] == ["original", "face-blur", "body-maskout"]
     assert "Nothing to be done" in profile_snakemake(
         slurm_run["work"], "-n", configfile=slurm_run["work"] / "tiny.yaml",
@@ -359,8 +362,9 @@ def test_gpu_rules_get_a_gpu_and_cpu_rules_do_not(slurm_run):
             assert "gpu" not in gres and j["Partition"] == "main", j
     # the group job asks for its parallel members together: one CPU and mem_mb each
     group = [j for j in slurm_run["runs"][2] if rule_of(j["Comment"]) == f"group:{GROUP}"]
-    n = slurm_run["before_rerun"]["anonymize"]
-    assert [j["NumCPUs"] for j in group] == [str(n)], group
+    # (each anonymize + audit chain and each check_images job is a component of its own)
+    n = slurm_run["before_rerun"]["anonymize"] + slurm_run["before_rerun"].get("check_images", 0)
+    assert [j["NumCPUs"] for j in group] == [str(n)], (group, slurm_run["before_rerun"])
     assert f"mem={n * ANONYMIZE_MEM_MB}M" in group[0]["TRES"], group
 
 
@@ -372,9 +376,9 @@ def test_failed_job_shows_its_log_and_is_retried_with_more_memory(slurm_run):
     assert f"Error in group {GROUP}" in out
     # the rule's own log, printed by Snakemake (show-failed-logs), and the SLURM log with
     # the step's exception
-    assert re.search(r"Logfile results/logs/anonymize/demo_[\w-]+_00\d\.log:", out), out[-5000:]
+    assert re.search(r"Logfile results/logs/check_images/demo_00\d\.log:", out), out[-5000:]
     assert re.search(r"Logfile \S*\.snakemake/slurm_logs/group_\S+\.log:", out), out[-5000:]
-    assert f"{slurm_run['bad'].name}: cannot decode image" in out
+    assert f"{slurm_run['bad'].name}: corrupt JPEG" in out
     # --retries 1 -> two SLURM jobs for the group, the second asking for more memory and time
     group = [j for j in slurm_run["runs"][1] if rule_of(j["Comment"]) == f"group:{GROUP}"]
     assert [j["JobState"] for j in group] == ["FAILED"] * 2
@@ -384,7 +388,8 @@ def test_failed_job_shows_its_log_and_is_retried_with_more_memory(slurm_run):
     assert limits[0] < limits[1], limits
     # keep-going: the jobs that do not need the image finished
     ok = set(tally(slurm_run["runs"][1], "COMPLETED"))
-    assert ok == {"prepare", "shards", "faces", "variant_manifest"}, ok
+    # (every variant's manifest, the original's too, waits for the decode check of all shards)
+    assert ok == {"prepare", "shards", "faces", "check_val_images"}, ok
 
 
 @pytest.mark.slow
