@@ -173,12 +173,6 @@ def evaluate_bdd100k(gt_manifest: str | os.PathLike[str] | Manifest,
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    from .coco import package_versions
 
-    out = {}
-    for pkg in ("bdd100k", "scalabel", "pycocotools"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return package_versions("bdd100k", "scalabel", "pycocotools")

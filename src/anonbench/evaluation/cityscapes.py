@@ -222,9 +222,6 @@ def _pct(x: Any) -> float:
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    from .coco import package_versions
 
-    try:
-        return {"cityscapesscripts": version("cityscapesscripts")}
-    except PackageNotFoundError:
-        return {"cityscapesscripts": "not installed"}
+    return package_versions("cityscapesscripts")

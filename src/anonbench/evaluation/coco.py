@@ -202,16 +202,21 @@ def metric_keys(iou_types: Iterable[str], category_names: Iterable[str], *,
     return keys
 
 
-def versions() -> dict[str, str]:
+def package_versions(*packages: str) -> dict[str, str]:
+    """The installed version of each package ("not installed" where it is not)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("pycocotools", "torch", "torchvision", "numpy"):
+    for pkg in packages:
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+def versions() -> dict[str, str]:
+    return package_versions("pycocotools", "torch", "torchvision", "numpy")
 
 
 def metrics_record(metrics: dict[str, float], *, dataset: str, variant: str, model: str,
