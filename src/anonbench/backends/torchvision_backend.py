@@ -65,6 +65,7 @@ from ..manifest import (
     load_manifest,
 )
 from .categories import select_categories
+from .precision import autocast, describe, grad_scaler, prepare_model
 from .runtime import (
     Checkpointing,
     TrainingInterrupted,
@@ -464,7 +465,13 @@ def _to_input(s: _Sample, flip: bool, flip_perm: list[int] | None):
             k = s.keypoints[:, flip_perm].clone()
             k[..., 0] = torch.where(k[..., 2] > 0, w - k[..., 0], k[..., 0])
             target["keypoints"] = k
-    return img.float().div_(255.0), target
+    # uint8 to the device (a quarter of float32's bytes to pin and copy); to_float there
+    return img, target
+
+
+def to_float(image: torch.Tensor) -> torch.Tensor:
+    """A uint8 (3, H, W) image as float in [0, 1], on the device it is on."""
+    return image.float().div_(255.0)
 
 
 _CACHE_MAX_IMAGES = 10000  # decoded-image cache (workers: 0) only for datasets up to this size
@@ -597,6 +604,46 @@ def versions() -> dict[str, str]:
             "pycocotools": str(pcc), "numpy": str(np.__version__)}
 
 
+def train_step(model: nn.Module, opt: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler | None, images: list[torch.Tensor],
+               targets: list[dict[str, torch.Tensor]], cfg: dict[str, Any],
+               params: list[torch.Tensor], device: torch.device, it: int = 0
+               ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One optimizer step (forward under the configured autocast, backward, clipping, step);
+    the losses in fp32.  Also what ``benchmarks/device_bench.py`` times."""
+    with autocast(device, cfg["amp"]):
+        losses = model(images, targets)
+    losses = {k: v.float() for k, v in losses.items()}
+    loss = sum(losses.values())
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"training diverged at iteration {it} (loss {float(loss)}; "
+            f"{ {k: v.item() for k, v in losses.items()} }); lower lr or set clip_grad_norm")
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        if cfg["clip_grad_norm"]:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, cfg["clip_grad_norm"])
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        if cfg["clip_grad_norm"]:
+            torch.nn.utils.clip_grad_norm_(params, cfg["clip_grad_norm"])
+        opt.step()
+    return losses, loss
+
+
+def make_optimizer(cfg: dict[str, Any], params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    """The configured optimizer (SGD with momentum, or AdamW with beta1 = momentum)."""
+    if cfg["optimizer"] == "adamw":
+        return torch.optim.AdamW(params, lr=cfg["lr"], betas=(cfg["momentum"], 0.999),
+                                 weight_decay=cfg["weight_decay"])
+    return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"],
+                           weight_decay=cfg["weight_decay"])
+
+
 def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: str, *,
           threads: int = 1, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train on ``train_manifest``; write ``out_dir/model.pt`` and ``out_dir/train_log.jsonl``."""
@@ -638,7 +685,7 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
     emit(f"[torchvision] {cfg['arch']} R{cfg['depth']}x{cfg['width']:g} seed={seed}: "
          f"{len(data)} images, {n_inst if n_inst is not None else n_ann} instances, "
          f"{len(categories)} classes, {cfg['iterations']} iterations x {cfg['batch_size']}, "
-         f"threads={threads}, device={device}, workers={workers}")
+         f"threads={threads}, device={device}, workers={workers}, {describe(cfg)}")
 
     old_threads = torch.get_num_threads()
     torch.set_num_threads(int(threads))
@@ -663,19 +710,16 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
                 flog.write(line + "\n")
             torch.manual_seed(seed)
             model = build_model(cfg, num_classes=len(categories) + 1, num_keypoints=len(kp_names))
-            model.to(device)
+            prepare_model(model, device, cfg)
             model.train()
+            scaler = grad_scaler(device, cfg["amp"])
             params = [p for p in model.parameters() if p.requires_grad]
-            if cfg["optimizer"] == "adamw":
-                opt: torch.optim.Optimizer = torch.optim.AdamW(
-                    params, lr=cfg["lr"], betas=(cfg["momentum"], 0.999),
-                    weight_decay=cfg["weight_decay"])
-            else:
-                opt = torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"],
-                                      weight_decay=cfg["weight_decay"])
+            opt = make_optimizer(cfg, params)
             if resume is not None:
                 model.load_state_dict(resume["model"])
                 opt.load_state_dict(resume["optimizer"])
+                if scaler is not None and resume.get("scaler") is not None:
+                    scaler.load_state_dict(resume["scaler"])
                 set_rng_state(resume["rng"])
                 msg = (f"resumed from {resume_path(out)} at iteration {start}/{cfg['iterations']} "
                        f"(attempt {attempt}; saved on {resume.get('reason')})")
@@ -689,6 +733,9 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
             loader = torch.utils.data.DataLoader(
                 data, batch_sampler=sampler,
                 collate_fn=_collate, num_workers=workers, pin_memory=device.type == "cuda",
+                # one pass over the batch sampler covers all iterations: persistent workers would
+                # change nothing; each worker keeps prefetch_factor batches ready
+                prefetch_factor=int(cfg["prefetch_factor"]) if workers > 0 else None,
                 # the loader draws its worker base seed from this, not from the model's stream
                 generator=torch.Generator().manual_seed(int(seed)))
 
@@ -696,8 +743,9 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
                 state = {
                     "iteration": done, "attempt": attempt, "reason": reason,
                     "model": model.state_dict(), "optimizer": opt.state_dict(),
-                    # the LR schedule is a function of the iteration (_lr_factor); no AMP here
-                    "scheduler": None, "scaler": None,
+                    # the LR schedule is a function of the iteration (_lr_factor)
+                    "scheduler": None,
+                    "scaler": scaler.state_dict() if scaler is not None else None,
                     "rng": rng_state(device), "sampler": sampler.state(done),
                     "model_cfg": cfg, "seed": int(seed),
                 }
@@ -708,30 +756,25 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
 
             sums: dict[str, float] = {}
             n_sum = 0
-            t0 = t_last = time.perf_counter()
+            t0 = t_last = t_ready = time.perf_counter()
+            waited = waited_total = 0.0   # seconds spent waiting for the next batch
             bar = None
             if use_bar:
                 from tqdm import tqdm
                 bar = tqdm(total=cfg["iterations"], initial=start, desc=f"train seed={seed}",
                            file=sys.stderr, mininterval=1.0)
             for it, (images, targets) in enumerate(loader, start):
-                images = [im.to(device, non_blocking=True) for im in images]
+                wait = time.perf_counter() - t_ready
+                waited += wait
+                waited_total += wait
+                images = [to_float(im.to(device, non_blocking=True)) for im in images]
                 targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()}
                            for t in targets]
                 lr = cfg["lr"] * _lr_factor(it, cfg)
                 for g in opt.param_groups:
                     g["lr"] = lr
-                losses = model(images, targets)
-                loss = sum(losses.values())
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"training diverged at iteration {it} (loss {float(loss)}; "
-                        f"{ {k: v.item() for k, v in losses.items()} }); lower lr or set clip_grad_norm")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg["clip_grad_norm"]:
-                    torch.nn.utils.clip_grad_norm_(params, cfg["clip_grad_norm"])
-                opt.step()
+                losses, loss = train_step(model, opt, scaler, images, targets, cfg, params,
+                                          device, it)
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v.item()
                 sums["loss"] = sums.get("loss", 0.0) + loss.item()
@@ -745,14 +788,16 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
                            "losses": {k: v / n_sum for k, v in sums.items()},
                            "seconds": round(now - t0, 3),
                            "s_per_iter": round((now - t_last) / n_sum, 4),
+                           # share of this interval's wall time spent waiting for data
+                           "data_wait": round(waited / max(now - t_last, 1e-9), 4),
                            "attempt": attempt}
                     flog.write(json.dumps(rec) + "\n")
                     flog.flush()
                     emit(f"[torchvision] iter {it + 1}/{cfg['iterations']} "
                          f"loss {rec['losses']['loss']:.3f} lr {lr:.4g} "
-                         f"{rec['s_per_iter']:.3f} s/iter")
+                         f"{rec['s_per_iter']:.3f} s/iter, data wait {100 * rec['data_wait']:.0f} %")
                     last_losses = rec["losses"]
-                    sums, n_sum, t_last = {}, 0, now
+                    sums, n_sum, t_last, waited = {}, 0, now, 0.0
                 if it + 1 < cfg["iterations"]:
                     reason = ckpt_plan.due(it + 1)
                     if reason is not None:
@@ -763,6 +808,7 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
                                 f"({reason}); resume checkpoint {resume_path(out)}: the job's "
                                 f"retry (or a rerun) resumes from it")
                             break
+                t_ready = time.perf_counter()
             if bar is not None:
                 bar.close()
             seconds = time.perf_counter() - t0
@@ -803,6 +849,8 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
         "categories": categories,
         "seconds": round(seconds, 3),
         "s_per_iter": round(seconds / trained, 4),
+        "data_wait_fraction": round(waited_total / max(seconds, 1e-9), 4),
+        "amp": cfg["amp"],
         "final_losses": last_losses,
         "resumed_from": start,      # iteration this attempt started at (0: from scratch)
         "attempt": attempt,
@@ -825,7 +873,7 @@ def load_checkpoint(checkpoint: str, device: str | torch.device = "cpu"
     kp = ckpt.get("keypoint_names") or _COCO_KEYPOINTS
     model = build_model(cfg, num_classes=len(ckpt["categories"]) + 1, num_keypoints=len(kp))
     model.load_state_dict(ckpt["state_dict"])
-    model.to(device)
+    prepare_model(model, torch.device(device), cfg)
     model.eval()
     return model, ckpt
 

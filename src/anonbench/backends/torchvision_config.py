@@ -75,7 +75,12 @@ DEFAULTS: dict[str, Any] = {
     "horizontal_flip": 0.5,
     "workers": 4,                    # DataLoader worker processes; 0: load in the training process
                                      # and keep decoded images in memory (small datasets)
+    "prefetch_factor": 4,            # batches each worker loads ahead (workers > 0)
     "device": "auto",                # auto (cuda if available) | cpu | cuda | cuda:N
+    # speed (the study trains in fp32: amp off); see the README's Performance section
+    "amp": "off",                    # off | fp16 (autocast + GradScaler) | bf16 (autocast)
+    "channels_last": False,          # NHWC memory format for the backbone and RPN convolutions
+    "cudnn_benchmark": False,        # cuDNN autotuning of conv algorithms (GPU; not deterministic)
     "log_every": 20,
     # resume checkpoint (out_dir/resume.pt, removed when model.pt is written): every N
     # iterations and every M minutes, on SIGUSR1/SIGTERM, and before a SLURM job's end time
@@ -162,6 +167,13 @@ PRETRAINED_URL = "https://download.pytorch.org/models/"
 PRETRAINED_FILES: dict[int, str] = {
     18: "resnet18-f37072fd.pth", 34: "resnet34-b627a593.pth", 50: "resnet50-0676ba61.pth",
     101: "resnet101-63fe2227.pth", 152: "resnet152-394f9c45.pth",
+}
+
+
+#: Mixed-precision modes of ``amp``: autocast dtype (None: fp32) and whether a GradScaler is
+#: needed (fp16's narrow exponent range underflows small gradients; bf16 has fp32's range).
+AMP_MODES: dict[str, tuple[str | None, bool]] = {
+    "off": (None, False), "fp16": ("float16", True), "bf16": ("bfloat16", False),
 }
 
 
@@ -282,6 +294,15 @@ def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
         raise err(f"horizontal_flip is a probability, got {cfg['horizontal_flip']!r}")
     if int(cfg["workers"]) < 0:
         raise err(f"workers must be >= 0, got {cfg['workers']!r}")
+    if int(cfg["prefetch_factor"]) < 1:
+        raise err(f"prefetch_factor must be >= 1, got {cfg['prefetch_factor']!r}")
+    if cfg["amp"] is False:          # YAML 1.1 reads a bare `off` as false
+        cfg["amp"] = "off"
+    if cfg["amp"] not in AMP_MODES:
+        raise err(f"amp must be one of {', '.join(AMP_MODES)}, got {cfg['amp']!r}")
+    for key in ("channels_last", "cudnn_benchmark"):
+        if not isinstance(cfg[key], bool):
+            raise err(f"{key} must be true or false, got {cfg[key]!r}")
     if not (cfg["device"] in ("auto", "cpu", "cuda") or str(cfg["device"]).startswith("cuda:")):
         raise err(f"device must be auto, cpu, cuda or cuda:N, got {cfg['device']!r}")
     if cfg["classes"] is not None and (
@@ -300,6 +321,6 @@ def pretrained_file(depth: int) -> str:
     return PRETRAINED_FILES[int(depth)]
 
 
-__all__ = ["DEFAULTS", "DEMO_CONFIG", "DEMO_ONESTAGE_CONFIG", "DEPTHS", "ONE_STAGE", "OUTPUTS",
+__all__ = ["AMP_MODES", "DEFAULTS", "DEMO_CONFIG", "DEMO_ONESTAGE_CONFIG", "DEPTHS", "ONE_STAGE", "OUTPUTS",
            "PRESETS", "PRETRAINED_FILES", "TWO_STAGE", "UNUSED_KEYS", "pretrained_file",
            "resolve_config"]
