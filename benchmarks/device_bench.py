@@ -1,7 +1,7 @@
 """Every GPU measurement of the study's cost in one run: one table, one csv.  Not a test.
 
     bash benchmarks/device_run.sh                       # on one GPU: within 8 minutes on an H200
-    bash benchmarks/device_run.sh --quick --device cpu  # the same code paths, tiny, < 2 min, 2 cores
+    bash benchmarks/device_run.sh --quick --device cpu  # same code paths, tiny: < 2 min, 2 cores
 
 Sections (``--sections``, default all):
 
@@ -291,8 +291,8 @@ def _write_images(root: Path, n: int, h: int, w: int, ext: str) -> dict[str, Any
         img = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC)
         for _ in range(20):
             x, y = int(rng.integers(0, w - 40)), int(rng.integers(0, h - 80))
-            cv2.rectangle(img, (x, y), (x + int(rng.integers(8, 200)), y + int(rng.integers(8, 300))),
-                          tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
+            x2, y2 = x + int(rng.integers(8, 200)), y + int(rng.integers(8, 300))
+            cv2.rectangle(img, (x, y), (x2, y2), tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
         img = cv2.add(img, rng.integers(0, 12, img.shape, dtype=np.uint8))
         name = f"{i:04d}.{ext}"
         cv2.imwrite(str(root / name), img, [cv2.IMWRITE_JPEG_QUALITY, 90] if ext == "jpg" else [])

@@ -12,7 +12,8 @@ dataset and arch, batch 8) or from ``--ips arch[:mode]=N`` (``arch@depth`` for o
 Where a dataset's images are another size than the measured workload's, the rate is scaled by
 pixels.  Without either, detectron2's published V100 speeds are used (MODEL_ZOO.md, 8 GPUs,
 16 images: Mask R-CNN R-50 FPN 0.261 s/iter -> 7.66 images/s per GPU; Keypoint R-CNN 0.316 ->
-6.33; Mask R-CNN R-101 0.340 -> 5.88; RetinaNet R-50 0.205 -> 9.76).  Realistic anonymization and evaluation are not counted.
+6.33; Mask R-CNN R-101 0.340 -> 5.88; RetinaNet R-50 0.205 -> 9.76).  Realistic
+anonymization and evaluation are not counted.
 """
 
 from __future__ import annotations

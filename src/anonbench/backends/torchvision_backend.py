@@ -795,7 +795,8 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
                     flog.flush()
                     emit(f"[torchvision] iter {it + 1}/{cfg['iterations']} "
                          f"loss {rec['losses']['loss']:.3f} lr {lr:.4g} "
-                         f"{rec['s_per_iter']:.3f} s/iter, data wait {100 * rec['data_wait']:.0f} %")
+                         f"{rec['s_per_iter']:.3f} s/iter, "
+                         f"data wait {100 * rec['data_wait']:.0f} %")
                     last_losses = rec["losses"]
                     sums, n_sum, t_last, waited = {}, 0, now, 0.0
                 if it + 1 < cfg["iterations"]:
