@@ -5,6 +5,7 @@ private directory (tests/slurm_cluster.py). No SLURM (not root, no apt-get, no s
 cluster tests are skipped, except under CI=true, where that is a failure.
 """
 
+import json
 import os
 import re
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, job_counts, load_config, write_config
+from conftest import REPO, job_counts, load_config, snakemake, write_config
 
 PROFILE = REPO / "profiles" / "slurm"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -405,3 +406,55 @@ def test_rerun_resumes_without_redoing_finished_jobs(slurm_run):
     # and SLURM saw exactly those: one group job + the ungrouped rules, all completed
     assert tally(slurm_run["runs"][2]) == as_slurm_jobs(expected)
     assert tally(slurm_run["runs"][2], "COMPLETED") == as_slurm_jobs(expected)
+
+
+# A training longer than its SLURM time limit: with ANONBENCH_SLURM_TRAIN_RUNTIME=1 every train
+# job gets --time=1 (one minute); stop_before_walltime_minutes 0.5 makes each attempt checkpoint
+# and stop 30 s into its job (the end time read from squeue, as on a real cluster), with about
+# 15 s of training after Snakemake and torch start. 250 demo iterations (~0.14 s each on 2 cores)
+# need 2 to 4 attempts; the profile allows 7 (preemptible-retries: 6).
+LONG_ITERATIONS = 250
+
+
+@pytest.mark.slow
+def test_training_longer_than_its_time_limit_finishes_over_attempts(slurm_cluster, tmp_path):
+    config = tiny(load_config())
+    config["variants"] = {"original": config["variants"]["original"]}
+    config["tables"]["table1"]["variants"] = ["original"]
+    config["models"]["maskrcnn-demo"].update({
+        "iterations": LONG_ITERATIONS, "batch_size": 2, "threads": 2, "log_every": 1,
+        "stop_before_walltime_minutes": 0.5, "checkpoint_every_minutes": None})
+    cfg = write_config(tmp_path / "long.yaml", config)
+    run = "results/demo/runs/original/maskrcnn-demo/seed0"
+    # the training's inputs on this machine: only train goes through SLURM
+    snakemake(tmp_path, "results/demo/anonymized/original/train.json", configfile=cfg)
+    env = {**slurm_cluster.env, "ANONBENCH_SLURM_PARTITION": "main",
+           "ANONBENCH_SLURM_GPU_PARTITION": "gpu", "ANONBENCH_SLURM_TRAIN_RUNTIME": "1"}
+    before = len(slurm_cluster.jobs())
+    t0 = time.monotonic()
+    p = profile_snakemake(tmp_path, "--slurm-status-command", "squeue",
+                          "--slurm-init-seconds-before-status-checks", "1", f"{run}/model.pt",
+                          configfile=cfg, env=env, fast_poll=True)
+    jobs = slurm_cluster.jobs()[before:]
+    train = [j for j in jobs if rule_of(j["Comment"]) == "train"]
+    print(f"\n{len(train)} train jobs in {time.monotonic() - t0:.0f} s: "
+          + ", ".join(f"{j['JobState']} {j['RunTime']}" for j in train))
+    assert {rule_of(j["Comment"]) for j in jobs} == {"train"}, jobs
+    assert all(minutes(j["TimeLimit"]) == 1 for j in train), train
+    # every attempt but the last stopped itself (a non-zero exit: FAILED, not SLURM's TIMEOUT)
+    assert len(train) >= 2, p.stdout[-3000:]
+    assert [j["JobState"] for j in train] == ["FAILED"] * (len(train) - 1) + ["COMPLETED"]
+    assert (tmp_path / run / "model.pt").is_file()
+    assert not (tmp_path / run / "resume.pt").exists()
+    recs = [json.loads(line) for line in (tmp_path / run / "train_log.jsonl").read_text()
+            .splitlines()]
+    steps = [(r["iter"], r["attempt"]) for r in recs if "losses" in r]
+    # every iteration trained and logged once, over the attempts in order: none redone
+    assert [i for i, _ in steps] == list(range(1, LONG_ITERATIONS + 1))
+    attempts = [a for _, a in steps]
+    assert attempts == sorted(attempts) and set(attempts) == set(range(1, len(train) + 1))
+    resumes = [r for r in recs if r.get("event") == "resume"]
+    assert [(r["attempt"], r["reason"]) for r in resumes] == [
+        (a, "walltime") for a in range(2, len(train) + 1)]
+    assert [r["iter"] for r in resumes] == [
+        max(i for i, a in steps if a == n) for n in range(1, len(train))]
