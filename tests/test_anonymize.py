@@ -46,6 +46,27 @@ def test_blur_region_is_the_studys_formula(astronaut):
     np.testing.assert_array_equal(anonymize.blur_region(astronaut, mask, 7), expected)
 
 
+def test_blur_region_of_neighbouring_boxes_equals_the_whole_image_blur(astronaut):
+    # two persons side by side: each box's blur margin reaches into the other's mask, where the
+    # cut's own border shows; only the box itself may be written, in any order of the boxes
+    mask = np.zeros(astronaut.shape[:2], bool)
+    mask[100:300, 100:160] = True
+    mask[120:320, 165:230] = True
+    boxes = [(100, 100, 160, 300), (165, 120, 230, 320)]
+    expected = np.where(mask[..., None], anonymize.gaussian_blur(astronaut, 7), astronaut)
+    for order in (boxes, boxes[::-1]):
+        np.testing.assert_array_equal(anonymize.blur_region(astronaut, mask, 7, order), expected)
+
+
+def test_maskout_in_boxes_equals_the_whole_image_formula(astronaut):
+    rng = np.random.default_rng(0)
+    mask = rng.random(astronaut.shape[:2]) < 0.3
+    mask[:, 200:] = False
+    out = anonymize.maskout_region(astronaut, mask, 127, boxes=[(0, 0, 120, 512), (100, 0, 200, 512)])
+    np.testing.assert_array_equal(out, np.where(mask[..., None], np.uint8(127), astronaut))
+    assert not np.shares_memory(out, astronaut)
+
+
 def test_maskout_pixel_values(astronaut):
     mask = np.zeros(astronaut.shape[:2], bool)
     mask[10:20, 30:60] = True

@@ -20,7 +20,7 @@ import numpy as np
 from . import images, regions
 from .manifest import (Manifest, follow_umask, image_path, iter_images, load_manifest,
                        write_json)
-from .regions import Region
+from .regions import IntBox, Region
 
 __all__ = ["Region", "anonymize_image", "anonymize_shard", "region_mask"]
 
@@ -46,8 +46,9 @@ def blur_region(image: np.ndarray, mask: np.ndarray, sigma: float = 7.0,
 
     Equal to blurring the whole image: every output pixel under the mask depends only on pixels
     of the original image within the kernel radius, each box is cut from the original with that
-    margin, and a cut keeps the image border where it touches it. ``boxes`` (x0, y0, x1, y1)
-    must together cover the mask.
+    margin, a cut keeps the image border where it touches it, and only the box itself (not the
+    margin, where the cut's own border shows) is written. ``boxes`` (x0, y0, x1, y1) must
+    together cover the mask.
     """
     if boxes is None:
         box = regions.mask_box(mask)
@@ -59,14 +60,28 @@ def blur_region(image: np.ndarray, mask: np.ndarray, sigma: float = 7.0,
         x0, y0 = max(0, bx0 - r), max(0, by0 - r)
         x1, y1 = min(w, bx1 + r), min(h, by1 + r)
         blurred = gaussian_blur(image[y0:y1, x0:x1], sigma)
-        np.copyto(out[y0:y1, x0:x1], blurred, where=mask[y0:y1, x0:x1, None])
+        _paste(out, blurred[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0], mask, (bx0, by0, bx1, by1))
     return out
 
 
-def maskout_region(image: np.ndarray, mask: np.ndarray, value: int = 127) -> np.ndarray:
-    """``I * (1 - M) + value * M``."""
+def _paste(out: np.ndarray, values: np.ndarray, mask: np.ndarray, box: IntBox) -> None:
+    """``out[box][mask[box]] = values[mask[box]]`` (OpenCV's masked copy: several times faster
+    than NumPy's boolean indexing)."""
+    x0, y0, x1, y1 = box
+    dst = out[y0:y1, x0:x1]
+    dst[...] = cv2.copyTo(values, mask[y0:y1, x0:x1].view(np.uint8), dst)
+
+
+def maskout_region(image: np.ndarray, mask: np.ndarray, value: int = 127,
+                   boxes: list[IntBox] | None = None) -> np.ndarray:
+    """``I * (1 - M) + value * M``; with ``boxes`` (which hold every pixel of ``mask``, as the
+    region's boxes do) only those are visited."""
     out = image.copy()
-    out[mask] = value
+    if boxes is None:
+        out[mask] = value
+    for x0, y0, x1, y1 in boxes or ():
+        _paste(out, np.full((y1 - y0, x1 - x0, out.shape[2]), value, out.dtype), mask,
+               (x0, y0, x1, y1))
     return out
 
 
@@ -75,7 +90,7 @@ def _blur(image: np.ndarray, region: Region, opts: dict[str, Any]) -> np.ndarray
 
 
 def _maskout(image: np.ndarray, region: Region, opts: dict[str, Any]) -> np.ndarray:
-    return maskout_region(image, region.mask, int(opts.get("value", 127)))
+    return maskout_region(image, region.mask, int(opts.get("value", 127)), region.boxes)
 
 
 def _realistic(image: np.ndarray, region: Region, opts: dict[str, Any]) -> np.ndarray:
@@ -110,9 +125,9 @@ def region_mask(height: int, width: int, anns: list[dict[str, Any]], faces: list
                 region.covered.add(f.get("annotation_id"))
     elif variant["region"] == "body":
         fraction = float(variant.get("dilation", regions.BODY_DILATION_FRACTION))
-        for ann, inst, _ in regions.bodies_to_anonymize(anns, height, width,
-                                                        variant.get("min_body_size")):
-            region.boxes.append(regions.dilate_body_mask_into(region.mask, inst, fraction))
+        for ann, crop, box in regions.bodies_to_anonymize(anns, height, width,
+                                                          variant.get("min_body_size")):
+            region.boxes.append(regions.dilate_body_crop_into(region.mask, crop, box, fraction))
             region.covered.add(ann.get("id"))
     else:
         raise ValueError(f"unknown region {variant['region']!r} (face, body)")
@@ -190,7 +205,7 @@ def anonymize_shard(shard_manifest: str, faces_json: str | None, variant: dict[s
             stats["anonymized_images"] += 1
             stats["regions"] += (len(img_faces) if variant["region"] == "face"
                                  else sum(1 for a in anns if a.get("anonymize")))
-            stats["region_pixels"] += int(region.mask.sum())
+            stats["region_pixels"] += int(np.count_nonzero(region.mask))
         coverage.check_sums(cov, str(out))
         stats["coverage"] = cov
         write_json(tmp / "summary.json", {"variant": variant, **stats}, indent=1)

@@ -25,7 +25,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()  # raises on truncated data
-            im = ImageOps.exif_transpose(im)
+            ImageOps.exif_transpose(im, in_place=True)  # no copy when upright already
             if im.mode != "RGB":
                 if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                     arr = np.asarray(im, dtype=np.float64)

@@ -152,20 +152,81 @@ def person_category_ids(manifest: Manifest) -> set[int]:
     return {c["id"] for c in manifest["categories"] if c["name"] in names}
 
 
-def annotation_mask(ann: dict[str, Any], height: int, width: int) -> np.ndarray:
-    """The annotation's instance mask as a bool array of shape (height, width)."""
+def annotation_rle(ann: dict[str, Any], height: int, width: int) -> dict[str, Any] | None:
+    """The annotation's segmentation as one COCO RLE (polygons rasterized and merged by
+    pycocotools; uncompressed counts kept as a list), or None for an empty polygon list."""
     seg = ann["segmentation"]
     if isinstance(seg, list):
         if not seg:
-            return np.zeros((height, width), dtype=bool)
-        rles = mask_utils.frPyObjects(seg, height, width)
-        rle = mask_utils.merge(rles)
-    elif isinstance(seg["counts"], list):
-        rle = mask_utils.frPyObjects(seg, height, width)
-    else:
-        rle = {"size": seg["size"], "counts": seg["counts"].encode("ascii")
-               if isinstance(seg["counts"], str) else seg["counts"]}
+            return None
+        return mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
+    if isinstance(seg["counts"], list):
+        return {"size": list(seg["size"]), "counts": seg["counts"]}
+    return {"size": seg["size"], "counts": seg["counts"].encode("ascii")
+            if isinstance(seg["counts"], str) else seg["counts"]}
+
+
+def annotation_mask(ann: dict[str, Any], height: int, width: int) -> np.ndarray:
+    """The annotation's instance mask as a bool array of shape (height, width)."""
+    rle = annotation_rle(ann, height, width)
+    if rle is None:
+        return np.zeros((height, width), dtype=bool)
+    if isinstance(rle["counts"], list):
+        rle = mask_utils.frPyObjects(rle, height, width)
     return mask_utils.decode(rle).astype(bool)
+
+
+def rle_counts(rle: dict[str, Any]) -> np.ndarray:
+    """The run lengths of a COCO RLE (column-major; runs alternate 0, 1, 0, ... starting with
+    0): a list as it is, a compressed string decoded as pycocotools' ``rleFrString`` does (6-bit
+    characters from 48, 5 payload bits each, 0x20 = more to come, 0x10 of the last = negative;
+    from the fourth run on, each value is a difference to the run two before it)."""
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        return np.asarray(counts, dtype=np.int64)
+    c = np.frombuffer(counts.encode("ascii") if isinstance(counts, str) else counts,
+                      dtype=np.uint8).astype(np.int64) - 48
+    if c.size == 0:
+        return np.zeros(0, np.int64)
+    last = (c & 0x20) == 0                           # the last character of each number
+    starts = np.flatnonzero(np.r_[True, last[:-1]])
+    k = np.arange(c.size) - np.repeat(starts, np.diff(np.r_[starts, c.size]))
+    x = np.add.reduceat((c & 0x1F) << (5 * k), starts)
+    ends = np.flatnonzero(last)
+    x -= np.where((c[ends] & 0x10) != 0, 1 << (5 * (k[ends] + 1)), 0)
+    x[2::2] = np.cumsum(x[2::2])                     # x[m] += x[m - 2] for m > 2
+    x[1::2] = np.cumsum(x[1::2])
+    return x
+
+
+def annotation_mask_crop(ann: dict[str, Any], height: int, width: int
+                         ) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """(the instance mask inside its tightest box, that box ``x0, y0, x1, y1`` with exclusive
+    right/bottom edges), or None for an empty mask. Equal to cropping :func:`annotation_mask`
+    (a view; copy it to write), at the cost of the columns the mask spans: only those are
+    decoded from the runs."""
+    rle = annotation_rle(ann, height, width)
+    if rle is None:
+        return None
+    h = int(rle["size"][0])
+    runs = rle_counts(rle)
+    ends = np.cumsum(runs)
+    starts = ends - runs
+    ones = np.arange(runs.size) % 2 == 1
+    on = ones & (runs > 0)
+    if not on.any():
+        return None
+    c0, c1 = int(starts[on][0]) // h, (int(ends[on][-1]) - 1) // h + 1
+    if 2 * (c1 - c0) * h > int(ends[-1]):  # a mask across most of the image: decode it all
+        full = annotation_mask(ann, height, width)[:, c0:c1]
+        used, rows = np.flatnonzero(full.any(axis=0)), np.flatnonzero(full.any(axis=1))
+        x0, x1, y0, y1 = int(used[0]), int(used[-1]) + 1, int(rows[0]), int(rows[-1]) + 1
+        return full[y0:y1, x0:x1], (c0 + x0, y0, c0 + x1, y1)
+    lens = np.clip(ends, c0 * h, c1 * h) - np.clip(starts, c0 * h, c1 * h)
+    cols = np.repeat(ones, lens).reshape(c1 - c0, h)  # column-major: one row per column
+    used, rows = np.flatnonzero(cols.any(axis=1)), np.flatnonzero(cols.any(axis=0))
+    x0, x1, y0, y1 = int(used[0]), int(used[-1]) + 1, int(rows[0]), int(rows[-1]) + 1
+    return cols[x0:x1, y0:y1].T, (c0 + x0, y0, c0 + x1, y1)
 
 
 def encode_mask(mask: np.ndarray) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from .manifest import annotation_mask
+from .manifest import annotation_mask_crop
 
 Box = tuple[float, float, float, float]
 
@@ -72,36 +72,54 @@ def dilate_body_mask_into(out: np.ndarray, mask: np.ndarray,
     box = mask_box(mask)
     if box is None:
         return None
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return dilate_body_crop_into(out, mask[y0:y1, x0:x1], (x0, y0, x1, y1), fraction)
+
+
+def dilate_body_crop_into(out: np.ndarray, crop: np.ndarray, box: IntBox,
+                          fraction: float = BODY_DILATION_FRACTION) -> IntBox:
+    """:func:`dilate_body_mask_into` for an instance mask given as ``crop``, its pixels inside
+    its tight integer ``box`` (``manifest.annotation_mask_crop``); returns the touched box."""
+    x0, y0, x1, y1 = box
     if fraction <= 0:
-        out |= mask
-        return int(box[0]), int(box[1]), int(box[2]), int(box[3])
-    r = body_dilation_radius(box, fraction)
-    h, w = mask.shape
-    x0, y0 = max(0, int(box[0]) - r), max(0, int(box[1]) - r)
-    x1, y1 = min(w, int(box[2]) + r), min(h, int(box[3]) + r)
+        out[y0:y1, x0:x1] |= crop
+        return box
+    r = body_dilation_radius((float(x0), float(y0), float(x1), float(y1)), fraction)
+    h, w = out.shape
+    ox0, oy0, ox1, oy1 = max(0, x0 - r), max(0, y0 - r), min(w, x1 + r), min(h, y1 + r)
+    padded = np.zeros((oy1 - oy0, ox1 - ox0), np.uint8)
+    padded[y0 - oy0:y1 - oy0, x0 - ox0:x1 - ox0] = crop
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    crop = cv2.dilate(mask[y0:y1, x0:x1].astype(np.uint8), kernel,
-                      borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    out[y0:y1, x0:x1] |= crop.astype(bool)
-    return x0, y0, x1, y1
+    grown = cv2.dilate(padded, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    out[oy0:oy1, ox0:ox1] |= grown.astype(bool)
+    return ox0, oy0, ox1, oy1
 
 
 def bodies_to_anonymize(anns: Iterable[dict[str, Any]], height: int, width: int,
                         min_body_size: float | None = None
-                        ) -> Iterator[tuple[dict[str, Any], np.ndarray, Box]]:
-    """(annotation, instance mask, tight mask box) of each person to anonymize in one image:
-    annotations flagged ``anonymize`` with a non-empty mask whose box area is at least
-    ``min_body_size ** 2`` (the skip-small-bodies variants; None keeps every size)."""
+                        ) -> Iterator[tuple[dict[str, Any], np.ndarray, IntBox]]:
+    """(annotation, instance mask inside its tight box, that integer box) of each person to
+    anonymize in one image: annotations flagged ``anonymize`` with a non-empty mask whose box
+    area is at least ``min_body_size ** 2`` (the skip-small-bodies variants; None keeps every
+    size). Only the columns each mask spans are decoded (``manifest.annotation_mask_crop``)."""
     for ann in anns:
         if not ann.get("anonymize"):
             continue
-        inst = annotation_mask(ann, height, width)
-        box = mask_box(inst)
-        if box is None:
+        found = annotation_mask_crop(ann, height, width)
+        if found is None:
             continue
-        if min_body_size is not None and (box[2] - box[0]) * (box[3] - box[1]) < min_body_size ** 2:
+        crop, (x0, y0, x1, y1) = found
+        if min_body_size is not None and (x1 - x0) * (y1 - y0) < min_body_size ** 2:
             continue
-        yield ann, inst, box
+        yield ann, crop, (x0, y0, x1, y1)
+
+
+def place(crop: np.ndarray, box: IntBox, height: int, width: int) -> np.ndarray:
+    """The full (height, width) bool mask of a ``crop`` inside ``box``."""
+    x0, y0, x1, y1 = box
+    out = np.zeros((height, width), dtype=bool)
+    out[y0:y1, x0:x1] = crop
+    return out
 
 
 def dilate_body_mask(mask: np.ndarray, fraction: float = BODY_DILATION_FRACTION) -> np.ndarray:

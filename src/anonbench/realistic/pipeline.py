@@ -101,13 +101,14 @@ def realistic_region(height: int, width: int, anns: list[dict[str, Any]],
     elif variant["region"] == "body":
         fraction = float(variant.get("dilation", regions.BODY_DILATION_FRACTION))
         scratch = np.zeros(shape, dtype=bool)
-        for ann, inst, tight in regions.bodies_to_anonymize(anns, height, width,
-                                                            variant.get("min_body_size")):
-            tb = tuple(int(v) for v in tight)
-            box = crops.body_crop_box(tb, int(inst.sum()), shape)
+        for ann, crop, tb in regions.bodies_to_anonymize(anns, height, width,
+                                                         variant.get("min_body_size")):
+            tight = tuple(float(v) for v in tb)
+            box = crops.body_crop_box(tb, int(crop.sum()), shape)
             if crops.box_area(box) < crops.MIN_CROP_AREA:
                 continue
-            touched = regions.dilate_body_mask_into(scratch, inst, fraction)
+            inst = regions.place(crop, tb, height, width)
+            touched = regions.dilate_body_crop_into(scratch, crop, tb, fraction)
             paste = crops.cut(scratch, box, False)
             scratch[touched[1]:touched[3], touched[0]:touched[2]] = False
             kp = ann.get("keypoints")
