@@ -197,6 +197,15 @@ def test_rle_of_another_size(tmp_path):
         load_split("bdd100k", str(root), "train", "b")
 
 
+def test_rle_counts_of_another_size(tmp_path):
+    label = box_label("car", 0)
+    label["rle"]["counts"] = label["rle"]["counts"] + "0"  # a run more: past the image's end
+    root = rle_dataset(tmp_path / "b", [{"name": "a.jpg", "labels": [label]}])
+    with pytest.raises(ManifestError, match=r"frame 'a.jpg': label '1': RLE counts cover \d+ "
+                                            r"pixels, not the image's 20 x 30 = 600"):
+        load_split("bdd100k", str(root), "train", "b")
+
+
 def test_bitmask_not_rgba(tmp_path):
     root = tmp_path / "b"
     shutil.copytree(TOOLKIT, root)

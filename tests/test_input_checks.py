@@ -125,6 +125,21 @@ def test_a_polygon_of_two_points_is_named(coco):
         _load(root, path, data)
 
 
+@pytest.mark.parametrize("counts, reason", [
+    ([5, 3], r"RLE counts cover 8 pixels, not the image's \d+ x \d+"),  # pycocotools: garbage
+    ("bad\u00e9", r"RLE counts are not a COCO RLE"),
+    ([10, -4, 1], r"RLE counts hold a negative run length"),
+    ({"0": 1}, r"RLE counts must be a string or a list of integers, got dict"),
+])
+def test_rle_counts_that_do_not_cover_the_image_are_named(coco, counts, reason):
+    root, path, data = coco
+    img = data["images"][0]
+    a = next(a for a in data["annotations"] if a["image_id"] == img["id"])
+    a["segmentation"] = {"size": [img["height"], img["width"]], "counts": counts}
+    with pytest.raises(ManifestError, match=rf"{path}: annotation {a['id']}: {reason}"):
+        _load(root, path, data)
+
+
 def test_a_keypoint_array_of_the_wrong_length_is_named(coco):
     root, path, _ = coco
     kp_path = root / "annotations" / "person_keypoints_train2017.json"

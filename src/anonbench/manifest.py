@@ -211,6 +211,10 @@ def annotation_mask_crop(ann: dict[str, Any], height: int, width: int
     h = int(rle["size"][0])
     runs = rle_counts(rle)
     ends = np.cumsum(runs)
+    if runs.size == 0 or int(ends[-1]) != h * int(rle["size"][1]) or (runs < 0).any():
+        raise ValueError(f"RLE of size {rle['size']} whose runs cover "
+                         f"{int(ends[-1]) if runs.size else 0} pixels (annotation "
+                         f"{ann.get('id', '?')})")
     starts = ends - runs
     ones = np.arange(runs.size) % 2 == 1
     on = ones & (runs > 0)

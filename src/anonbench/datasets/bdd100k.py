@@ -123,6 +123,9 @@ def _records_from_rles(frame: dict[str, Any], path: Path, h: int, w: int
             raise ManifestError(f"{path}: frame {frame['name']!r}: RLE size {rle['size']} is not "
                                 f"the image's [{h}, {w}]")
         counts = rle["counts"]
+        bad = checks.rle_counts_error(counts, h, w)
+        if bad is not None:
+            raise ManifestError(f"{path}: frame {frame['name']!r}: label {lab.get('id')!r}: {bad}")
         seg = {"size": [h, w], "counts": counts}
         coco_rle = {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str)
                     else counts}

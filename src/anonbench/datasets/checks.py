@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from ..manifest import ManifestError
+from ..manifest import ManifestError, rle_counts
 
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _JPEG_EOI = b"\xff\xd9"
@@ -110,3 +110,23 @@ def mask_bbox(mask) -> list[float]:
     ys = np.flatnonzero(mask.any(axis=1))
     xs = np.flatnonzero(mask.any(axis=0))
     return [float(xs[0]), float(ys[0]), float(xs[-1] - xs[0] + 1), float(ys[-1] - ys[0] + 1)]
+
+
+def rle_counts_error(counts: Any, height: int, width: int) -> str | None:
+    """Why RLE ``counts`` (a COCO-compressed string or a list of run lengths) are not a mask of
+    ``height`` x ``width``, or None. pycocotools decodes too few pixels as memory it never
+    wrote, and too many as an error that names nothing."""
+    if not isinstance(counts, (str, bytes, list)) or (
+            isinstance(counts, list) and not all(isinstance(c, int) for c in counts)):
+        return f"RLE counts must be a string or a list of integers, got {type(counts).__name__}"
+    try:
+        runs = rle_counts({"counts": counts})
+    except (UnicodeError, ValueError) as e:
+        return f"RLE counts are not a COCO RLE ({e})"
+    if (runs < 0).any():
+        return "RLE counts hold a negative run length"
+    if int(runs.sum()) != height * width:
+        return (f"RLE counts cover {int(runs.sum())} pixels, not the image's {height} x {width} "
+                f"= {height * width}")
+    return None
+

@@ -109,6 +109,8 @@ def _check_annotation(a: dict[str, Any], size: tuple[int, int], n_keypoints: int
     elif list(seg["size"]) != [size[1], size[0]]:
         raise ManifestError(f"{where}: RLE size {seg['size']} is not the image's "
                             f"[{size[1]}, {size[0]}] (height, width)")
+    elif (bad := checks.rle_counts_error(seg["counts"], size[1], size[0])) is not None:
+        raise ManifestError(f"{where}: {bad}")
     kp = a.get("keypoints")
     if kp is not None and n_keypoints and len(kp) != 3 * n_keypoints:
         raise ManifestError(f"{where}: {len(kp)} keypoint numbers, expected 3 x "
