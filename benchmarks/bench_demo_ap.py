@@ -1,0 +1,89 @@
+"""AP per minute of CPU training for the demo preset on the demo world.  Not a test.
+
+Generates a demo world (``--train-images``/``--val-images``, ``--width`` x ``--height``), then for
+each ``--iterations`` value trains the ``maskrcnn-demo`` model of config.yaml (``--set key=value``
+overrides its keys, YAML values) on the original images with each ``--seeds`` seed, evaluates on
+the val set with the workflow's own steps, and prints per run: training seconds, segm AP,
+segm/box AP_person, and segm AP_person per minute of training::
+
+    python benchmarks/bench_demo_ap.py                                 # 600 iterations, seed 0
+    python benchmarks/bench_demo_ap.py --iterations 600 1200 2400 --set lr=0.002
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from anonbench import steps
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def _silent():
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iterations", type=int, nargs="+", default=[600])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="model keys (torchvision backend), e.g. lr=0.002 batch_size=4")
+    ap.add_argument("--train-images", type=int, default=200)
+    ap.add_argument("--val-images", type=int, default=60)
+    ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--height", type=int, default=160)
+    ap.add_argument("--world-seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    model = dict(config["models"]["maskrcnn-demo"])
+    for kv in args.set:
+        key, _, value = kv.partition("=")
+        model[key] = yaml.safe_load(value)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        with _silent():
+            steps.demo_world(str(root / "world"), {
+                "seed": args.world_seed, "train_images": args.train_images,
+                "val_images": args.val_images, "width": args.width, "height": args.height})
+            for split in ("train", "val"):
+                steps.prepare("coco", str(root / "world"), split, "demo",
+                              str(root / f"{split}.json"))
+        print(f"demo world {args.width}x{args.height}, {args.train_images} train / "
+              f"{args.val_images} val images (seed {args.world_seed}); model "
+              f"{json.dumps({k: v for k, v in model.items() if k != 'description'})}")
+        print(f"{'iters':>6} {'seed':>4} {'train s':>8} {'segm AP':>8} {'AP_pers':>8} "
+              f"{'box AP_pers':>11} {'AP_pers/min':>11}")
+        for iterations in args.iterations:
+            for seed in args.seeds:
+                run = root / f"run{iterations}_{seed}"
+                cfg = {**model, "iterations": iterations}
+                t0 = time.perf_counter()
+                with _silent():
+                    steps.train(str(root / "train.json"), cfg, seed, str(run), args.threads)
+                train_s = time.perf_counter() - t0
+                with _silent():
+                    steps.evaluate(str(run / "model.pt"), str(root / "val.json"), cfg,
+                                   {"dataset": "demo", "variant": "original", "model": "demo",
+                                    "seed": seed, "backend": cfg["backend"]}, args.threads,
+                                   str(run / "pred.json"), str(run / "metrics.json"))
+                m = json.loads((run / "metrics.json").read_text())["metrics"]
+                ap_person = m.get("segm/AP_person", float("nan"))
+                print(f"{iterations:>6} {seed:>4} {train_s:>8.1f} {m.get('segm/AP', 0):>8.1f} "
+                      f"{ap_person:>8.1f} {m.get('bbox/AP_person', float('nan')):>11.1f} "
+                      f"{ap_person / (train_s / 60):>11.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
