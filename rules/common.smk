@@ -179,6 +179,14 @@ def variant_train_input(wildcards):
             variant=wildcards.variant,
             shard=dataset_shards(wildcards.dataset),
         )
+        # no training on a shard that failed its privacy audit (the audit job fails on an
+        # untouched region, a leaked metadata block or a coverage that does not add up)
+        inputs["audits"] = expand(
+            "results/{dataset}/audit/{variant}/{shard}.json",
+            dataset=wildcards.dataset,
+            variant=wildcards.variant,
+            shard=dataset_shards(wildcards.dataset),
+        )
     return inputs
 
 

@@ -27,8 +27,9 @@ def expected_jobs(config, table):
             "train": {(name, v, t["model"], s) for v in variants for s in seeds},
             "evaluate": {(name, v, t["model"], s) for v in variants for s in seeds},
             "table": {table}}
-    if t.get("privacy", True):  # the privacy audit's column
-        jobs["audit_shard"] = {(name, v, k) for v in anonymized for k in shards}
+    # every shard of a trained variant is audited before its training (variant_manifest)
+    jobs["audit_shard"] = {(name, v, k) for v in anonymized for k in shards}
+    if t.get("privacy", True):  # the privacy audit's column: the merged audit per variant
         jobs["audit"] = {(name, v) for v in anonymized}
     if "generate" in d:
         jobs["demo_world"] = {name}
@@ -140,4 +141,5 @@ def test_one_metrics_file_builds_only_its_chain(demo_config, tmp_path):
                                     "check_images": demo_config["datasets"]["demo"]["shards"],
                                     "check_val_images": 1,
                                     "anonymize": demo_config["datasets"]["demo"]["shards"],
+                                    "audit_shard": demo_config["datasets"]["demo"]["shards"],
                                     "variant_manifest": 1, "train": 1, "evaluate": 1}

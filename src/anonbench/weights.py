@@ -452,10 +452,9 @@ def _units(config: dict[str, Any]) -> Iterable[tuple[str, dict[str, str]]]:
     for t in config["tables"].values():
         yield "train", {"model": t["model"]}
         pairs.update((t["dataset"], v) for v in t["variants"])
-        if t.get("privacy", True):
-            for v in t["variants"]:
-                if variants[v].get("method") != "none":
-                    yield "audit_shard", {"dataset": t["dataset"], "variant": v}
+        for v in t["variants"]:  # every trained variant is audited first (variant_manifest)
+            if variants[v].get("method") != "none":
+                yield "audit_shard", {"dataset": t["dataset"], "variant": v}
     for fig in (config.get("figures") or {}).values():
         if fig.get("kind") == "qualitative":
             pairs.update((fig["dataset"], v) for v in fig.get("variants", []))
