@@ -83,5 +83,6 @@ def main() -> None:
             t = statistics.median(times[name])
             print(f"{name:13s}: {t * 1000:7.1f} ms/image, ratio to decode+encode {t / floor:.2f}")
 
+
 if __name__ == "__main__":
     main()

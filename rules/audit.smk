@@ -21,11 +21,8 @@ rule audit_shard:
 
 rule audit:
     input:
-        lambda w: expand(
-            "results/{dataset}/audit/{variant}/{shard}.json",
-            dataset=w.dataset,
-            variant=w.variant,
-            shard=dataset_shards(w.dataset),
+        lambda w: variant_shard_files(
+            "results/{dataset}/audit/{variant}/{shard}.json", w.dataset, w.variant
         ),
     output:
         "results/{dataset}/audit/{variant}.json",

@@ -56,6 +56,13 @@ def dataset_shards(dataset):
     return shard_names(config["datasets"][dataset]["shards"])
 
 
+def variant_shard_files(pattern, dataset, variant):
+    """``pattern`` (with {dataset}, {variant}, {shard}) for every shard of a variant."""
+    return expand(
+        pattern, dataset=dataset, variant=variant, shard=dataset_shards(dataset)
+    )
+
+
 def model_threads(wildcards):
     return config["models"][wildcards.model].get("threads", 1)
 
@@ -173,19 +180,14 @@ def variant_train_input(wildcards):
         ),
     }
     if variant_cfg(wildcards)["method"] != "none":
-        inputs["shards"] = expand(
-            "results/{dataset}/anonymized/{variant}/{shard}",
-            dataset=wildcards.dataset,
-            variant=wildcards.variant,
-            shard=dataset_shards(wildcards.dataset),
+        d, v = wildcards.dataset, wildcards.variant
+        inputs["shards"] = variant_shard_files(
+            "results/{dataset}/anonymized/{variant}/{shard}", d, v
         )
         # no training on a shard that failed its privacy audit (the audit job fails on an
         # untouched region, a leaked metadata block or a coverage that does not add up)
-        inputs["audits"] = expand(
-            "results/{dataset}/audit/{variant}/{shard}.json",
-            dataset=wildcards.dataset,
-            variant=wildcards.variant,
-            shard=dataset_shards(wildcards.dataset),
+        inputs["audits"] = variant_shard_files(
+            "results/{dataset}/audit/{variant}/{shard}.json", d, v
         )
     return inputs
 

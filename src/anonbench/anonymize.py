@@ -79,7 +79,8 @@ def maskout_region(image: np.ndarray, mask: np.ndarray, value: int = 127,
     out = image.copy()
     if boxes is None:
         out[mask] = value
-    for x0, y0, x1, y1 in boxes or ():
+        return out
+    for x0, y0, x1, y1 in boxes:
         _paste(out, np.full((y1 - y0, x1 - x0, out.shape[2]), value, out.dtype), mask,
                (x0, y0, x1, y1))
     return out

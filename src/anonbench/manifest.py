@@ -199,6 +199,16 @@ def rle_counts(rle: dict[str, Any]) -> np.ndarray:
     return x
 
 
+def rle_runs_error(runs: np.ndarray, height: int, width: int) -> str | None:
+    """Why run lengths (:func:`rle_counts`) are not a mask of ``height`` x ``width``, or None."""
+    if (runs < 0).any():
+        return "RLE counts hold a negative run length"
+    if int(runs.sum()) != height * width:
+        return (f"RLE counts cover {int(runs.sum())} pixels, not the image's {height} x {width} "
+                f"= {height * width}")
+    return None
+
+
 def annotation_mask_crop(ann: dict[str, Any], height: int, width: int
                          ) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
     """(the instance mask inside its tightest box, that box ``x0, y0, x1, y1`` with exclusive
@@ -208,26 +218,24 @@ def annotation_mask_crop(ann: dict[str, Any], height: int, width: int
     rle = annotation_rle(ann, height, width)
     if rle is None:
         return None
-    h = int(rle["size"][0])
+    h, w = (int(v) for v in rle["size"])
     runs = rle_counts(rle)
+    bad = rle_runs_error(runs, h, w)
+    if bad is not None:
+        raise ValueError(f"annotation {ann.get('id', '?')}: {bad}")
     ends = np.cumsum(runs)
-    if runs.size == 0 or int(ends[-1]) != h * int(rle["size"][1]) or (runs < 0).any():
-        raise ValueError(f"RLE of size {rle['size']} whose runs cover "
-                         f"{int(ends[-1]) if runs.size else 0} pixels (annotation "
-                         f"{ann.get('id', '?')})")
     starts = ends - runs
     ones = np.arange(runs.size) % 2 == 1
     on = ones & (runs > 0)
     if not on.any():
         return None
     c0, c1 = int(starts[on][0]) // h, (int(ends[on][-1]) - 1) // h + 1
-    if 2 * (c1 - c0) * h > int(ends[-1]):  # a mask across most of the image: decode it all
-        full = annotation_mask(ann, height, width)[:, c0:c1]
-        used, rows = np.flatnonzero(full.any(axis=0)), np.flatnonzero(full.any(axis=1))
-        x0, x1, y0, y1 = int(used[0]), int(used[-1]) + 1, int(rows[0]), int(rows[-1]) + 1
-        return full[y0:y1, x0:x1], (c0 + x0, y0, c0 + x1, y1)
-    lens = np.clip(ends, c0 * h, c1 * h) - np.clip(starts, c0 * h, c1 * h)
-    cols = np.repeat(ones, lens).reshape(c1 - c0, h)  # column-major: one row per column
+    if 2 * (c1 - c0) > w:  # a mask across most of the image: pycocotools decodes it all
+        cols = annotation_mask(ann, height, width).T[c0:c1]
+    else:
+        lens = np.clip(ends, c0 * h, c1 * h) - np.clip(starts, c0 * h, c1 * h)
+        cols = np.repeat(ones, lens).reshape(c1 - c0, h)
+    # cols: one row per image column (column-major, as the runs)
     used, rows = np.flatnonzero(cols.any(axis=1)), np.flatnonzero(cols.any(axis=0))
     x0, x1, y0, y1 = int(used[0]), int(used[-1]) + 1, int(rows[0]), int(rows[-1]) + 1
     return cols[x0:x1, y0:y1].T, (c0 + x0, y0, c0 + x1, y1)

@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from ..manifest import ManifestError, rle_counts
+from ..manifest import ManifestError, rle_counts, rle_runs_error
 
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _JPEG_EOI = b"\xff\xd9"
@@ -123,10 +123,4 @@ def rle_counts_error(counts: Any, height: int, width: int) -> str | None:
         runs = rle_counts({"counts": counts})
     except (UnicodeError, ValueError) as e:
         return f"RLE counts are not a COCO RLE ({e})"
-    if (runs < 0).any():
-        return "RLE counts hold a negative run length"
-    if int(runs.sum()) != height * width:
-        return (f"RLE counts cover {int(runs.sum())} pixels, not the image's {height} x {width} "
-                f"= {height * width}")
-    return None
-
+    return rle_runs_error(runs, height, width)
