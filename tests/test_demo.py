@@ -134,3 +134,30 @@ def test_crowd_regions_are_uncompressed_rle_without_keypoints(world):
         assert isinstance(a["segmentation"]["counts"], list)
         assert a["num_keypoints"] == 0
         assert coco.annToMask(a).sum() == a["area"]
+
+
+def _relative_sizes(style, n=120, w=256, h=160):
+    """sqrt(box area / image area) of every person of n rendered scenes (the box-size figure)."""
+    out = []
+    for k in range(n):
+        _, objs = demo.render_image(np.random.default_rng([0, 1, k]), w, h, style)
+        for o in objs:
+            ys, xs = np.nonzero(o["mask"])
+            if o["kind"] == "person" and len(ys):
+                out.append(np.sqrt((np.ptp(ys) + 1) * (np.ptp(xs) + 1) / (w * h)))
+    return np.array(out)
+
+
+def test_street_persons_are_mostly_small_and_closeup_persons_large():
+    street, closeup = _relative_sizes("street"), _relative_sizes("closeup", w=224)
+    # Cityscapes-like: most person boxes under 1 % of the image (0.1 on the figure's axis)
+    assert (street < 0.1).mean() > 0.5 and np.median(street) < 0.1
+    # COCO-like: far larger persons, a few small ones behind them
+    assert np.median(closeup) > 3 * np.median(street) and (closeup > 0.3).mean() > 0.5
+    assert len(street) > 1.5 * len(closeup)  # streets hold more people per image
+
+
+def test_unknown_style_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="unknown demo world style 'beach'.*street, closeup"):
+        demo.generate_world(tmp_path / "w", style="beach")
+    assert not (tmp_path / "w").exists()

@@ -39,13 +39,13 @@ import pytest
 #: sha256 pins for the locked environment (requirements/lock.txt). Update: see the module doc.
 PINS = {
     # numpy's Generator and OpenCV's drawing (cv2.fillPoly, ellipse, line, ... on uint8 arrays)
-    "render": "96298439512a5caf000d8887a12832bc238ca7528a6976a8a3989bcaf229a942",
+    "render": "117bdd3fc209c63bb2ac95f4addf612ffb6764290d65fee01832f26edb1f09c8",
     # Pillow's JPEG encoder (quality 95) on the pixels above
-    "jpeg": "0871e83e0caa2a5b3d4873379bac3ca49071a89ceaf061b86a55dfd5d73f3b26",
+    "jpeg": "28430a783d62dc85bcca27b978e963b6152736dab6b718fb87f47f2ca7df1c08",
     # pycocotools' RLE of the masks, the json module's float repr
-    "annotations": "773b4c2f1a649cfbc4a05437c7484bb239774919073d258aea998d2aaf210d65",
+    "annotations": "1cf525ca976ace944c427020445a3621a17615c21fbaed20b0bc2ec8f6ecf10b",
     # torch / torchvision kernels on the CPU and pycocotools' COCOeval
-    "train": "082ce4a29c8ced9efd0fac2e7864b81c0e11b07a8397e453939f9c417189a0bc",
+    "train": "19e26f211eec944869716acff9d241d99d9ddb219e6b0d2d506f1271b873c604",
 }
 
 #: the world: a few images, the demo's size and seed

@@ -46,7 +46,8 @@ def demo_world(root: str, generate: dict[str, Any]) -> None:
                                             n_train=generate.get("train_images", 200),
                                             n_val=generate.get("val_images", 60),
                                             width=generate.get("width", 256),
-                                            height=generate.get("height", 160))
+                                            height=generate.get("height", 160),
+                                            style=generate.get("style", "street"))
     print(json.dumps(summary, indent=1))
 
 

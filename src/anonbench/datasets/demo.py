@@ -1,23 +1,29 @@
-"""The demo world: deterministic street-like scenes written as a COCO 2017 keypoints dataset.
+"""The demo worlds: deterministic generated scenes written as a COCO 2017 keypoints dataset.
 
-People are articulated figures drawn from a COCO-17 skeleton (torso, limbs, a head with hair and,
-when seen from the front, a face with two eyes and a mouth), of many sizes (many small ones far
-away, as in Cityscapes/BDD100K), poses, clothing colours and skin tones; cars and bicycles are
-the other categories; near objects occlude far ones. Some images hold a crowd: a group of small
-overlapping people annotated as one ``iscrowd`` region. Masks are the exact visible pixels (every
-object is drawn with the same primitives into an instance-id map, without anti-aliasing).
+People are articulated figures drawn from a COCO-17 skeleton (torso, limbs, shoes, a head with
+hair and, when seen from the front, a face with two eyes and a mouth), of many sizes, poses,
+shirt colours (any), trouser colours (a street palette) and skin tones; cars and bicycles are the
+other categories; near objects occlude far ones. Masks are the exact visible pixels (every object
+is drawn with the same primitives into an instance-id map, without anti-aliasing). Two styles:
+
+- ``street`` (Cityscapes / BDD100K-like): up to 10 people per image, most far away (most person
+  boxes under 1 % of the image area, faces a few pixels tall), 40 % seen from behind, cars,
+  bicycles, and in some images a crowd: a group of small overlapping people annotated as one
+  ``iscrowd`` region;
+- ``closeup`` (COCO-like): one to three large people (their heads in the frame, feet often
+  not), 10 % seen from behind, a few small ones behind them, sometimes a bicycle or a car.
 
 Face keypoints, for a head of centre ``(cx, cy)`` and radius ``r``: eyes at ``(cx -+ 0.35 r,
 cy - 0.1 r)`` (left eye = the person's left = image right for a person facing the camera), nose
-at ``(cx, cy + 0.2 r)``, ears at ``(cx -+ r, cy)``. People seen from behind (20 %) have no face
-drawn and their eyes and nose are not labelled (v = 0); their ears are.
+at ``(cx, cy + 0.2 r)``, ears at ``(cx -+ r, cy)``. People seen from behind have no face drawn
+and their eyes and nose are not labelled (v = 0); their ears are.
 
 Every image comes from its own ``numpy.random.default_rng((seed, split, index))``: the same seed
 gives byte-identical files, and image k does not depend on how many images a split has.
 
-    python -m anonbench.datasets.demo ROOT [--seed S] [--train N] [--val N] [--width W] [--height H]
+    python -m anonbench.datasets.demo ROOT [--seed S] [--train N] [--val N] [--width W]
+                                           [--height H] [--style street|closeup]
 """
-
 from __future__ import annotations
 
 import argparse
@@ -52,6 +58,10 @@ SPLIT_CODE = {"train": 1, "val": 2}
 MIN_PIXELS = 6
 SKIN = np.array([[255, 224, 196], [241, 194, 125], [224, 172, 105], [198, 134, 66],
                  [141, 85, 36], [92, 58, 30]], dtype=np.float64)
+#: What people wear on their legs (denim, black, greys, navy, khaki, brown): a narrow palette, as
+#: in real streets, unlike the shirts and everything else in the world (any colour).
+TROUSERS = np.array([[40, 55, 90], [70, 95, 140], [25, 25, 30], [60, 60, 65], [110, 110, 115],
+                     [30, 35, 60], [150, 135, 100], [90, 65, 45]], dtype=np.float64)
 
 
 @dataclass
@@ -103,11 +113,17 @@ def _background(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, i
     return np.clip(img + noise, 0, 255).astype(np.uint8), horizon
 
 
-def _person(rng: np.random.Generator, fx: float, fy: float, height: float) -> Obj:
+def _person(rng: np.random.Generator, fx: float, fy: float, height: float,
+            back: float = 0.2) -> Obj:
+    """A person of ``height`` pixels standing at ``(fx, fy)``; seen from behind with
+    probability ``back``."""
     H = height
-    facing_back = rng.random() < 0.2
+    facing_back = rng.random() < back
     skin = tuple(int(v) for v in SKIN[rng.integers(0, len(SKIN))] * rng.uniform(0.9, 1.05))
-    shirt, trousers, hair = _colour(rng), _colour(rng, 10, 200), _colour(rng, 10, 120)
+    shirt, hair = _colour(rng), _colour(rng, 10, 120)
+    trousers = tuple(int(v) for v in np.clip(
+        TROUSERS[rng.integers(0, len(TROUSERS))] + rng.uniform(-15, 15, 3), 0, 255))
+    shoes = tuple(int(v) for v in rng.integers(15, 60, 3))
     long_sleeves = rng.random() < 0.5
     lean = rng.uniform(-0.06, 0.06)
     r = 0.075 * H
@@ -150,6 +166,9 @@ def _person(rng: np.random.Generator, fx: float, fy: float, height: float) -> Ob
 
         for a, b in ((11, 13), (13, 15), (12, 14), (14, 16)):
             both(cv2.line, trousers, _pt(kp[a]), _pt(kp[b]), leg)
+        for a in (15, 16):  # shoes, a little wider than the leg, pointing to the image side
+            toe = kp[a] + [0.04 * H * (1 if a == 15 else -1) * side, 0.02 * H]
+            both(cv2.line, shoes, _pt(kp[a]), _pt(toe), max(2, int(round(0.07 * H))))
         torso = np.array([_pt(kp[5]), _pt(kp[6]), _pt(kp[12]), _pt(kp[11])], np.int32)
         cv2.fillPoly(img, [torso], shirt, cv2.LINE_8)
         cv2.fillPoly(label, [torso], iid, cv2.LINE_8)
@@ -228,21 +247,23 @@ def _crowd(rng: np.random.Generator, fx: float, fy: float, height: float) -> Obj
     return Obj("crowd", fy, draw)
 
 
-def render_image(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, list[dict]]:
-    """One scene: the RGB image and its objects (kind, visible mask, keypoints)."""
-    img, horizon = _background(rng, w, h)
+def _street_objects(rng: np.random.Generator, w: int, h: int, horizon: int) -> list[Obj]:
+    """A Cityscapes-like street: up to 10 people, most of them small and far away, cars,
+    bicycles, sometimes a far crowd."""
     ground = h - horizon
 
     def feet_y(u: float) -> float:
         return horizon + 4 + (ground - 4) * u
 
     objs: list[Obj] = []
-    n_people = 0 if rng.random() < 0.08 else int(rng.integers(1, 7))
+    n_people = 0 if rng.random() < 0.08 else int(rng.integers(2, 11))
     for _ in range(n_people):
-        u = rng.random() ** 1.2  # biased towards the horizon: many small people
+        # strongly biased towards the horizon: most people far away and small (Cityscapes:
+        # most persons under 1 % of the image area), a few near the camera
+        u = rng.random() ** 4.0
         fy = feet_y(u)
         height = max(14.0, (fy - horizon) * rng.uniform(1.4, 2.0))
-        objs.append(_person(rng, rng.uniform(0.03, 0.97) * w, fy, height))
+        objs.append(_person(rng, rng.uniform(0.03, 0.97) * w, fy, height, back=0.4))
     for _ in range(int(rng.integers(0, 3))):
         fy = feet_y(rng.uniform(0.1, 1.0))
         objs.append(_car(rng, rng.uniform(0, 1) * w, fy, max(12.0, (fy - horizon) * 2.2)))
@@ -252,6 +273,40 @@ def render_image(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, 
     if rng.random() < 0.12:
         fy = feet_y(rng.uniform(0.0, 0.25))
         objs.append(_crowd(rng, rng.uniform(0.15, 0.85) * w, fy, max(9.0, (fy - horizon) * 1.5)))
+    return objs
+
+
+def _closeup_objects(rng: np.random.Generator, w: int, h: int, horizon: int) -> list[Obj]:
+    """A COCO-like close-up: one to three large people facing the camera (their feet often
+    out of the frame), sometimes a few small ones behind them and a bicycle."""
+    objs: list[Obj] = []
+    for _ in range(int(rng.integers(0, 3))):  # small people in the background
+        fy = horizon + rng.uniform(4, 0.25 * (h - horizon))
+        objs.append(_person(rng, rng.uniform(0.05, 0.95) * w, fy, h * rng.uniform(0.12, 0.3)))
+    n_people = 0 if rng.random() < 0.05 else int(rng.integers(1, 4))
+    for _ in range(n_people):
+        height = h * rng.uniform(0.5, 1.3)
+        # feet low in the frame, the head always inside it (its top a little below the edge)
+        fy = max(h * rng.uniform(0.8, 1.0), height + h * rng.uniform(0.02, 0.1))
+        objs.append(_person(rng, rng.uniform(0.1, 0.9) * w, fy, height, back=0.1))
+    if rng.random() < 0.3:
+        fy = h * rng.uniform(0.75, 1.0)
+        objs.append(_bicycle(rng, rng.uniform(0.1, 0.9) * w, fy, h * rng.uniform(0.3, 0.6)))
+    if rng.random() < 0.3:
+        fy = horizon + rng.uniform(0.1, 0.4) * (h - horizon)
+        objs.append(_car(rng, rng.uniform(0, 1) * w, fy, max(12.0, (fy - horizon) * 2.2)))
+    return objs
+
+
+#: World style -> the objects of one scene (rng, width, height, horizon).
+STYLES = {"street": _street_objects, "closeup": _closeup_objects}
+
+
+def render_image(rng: np.random.Generator, w: int, h: int, style: str = "street"
+                 ) -> tuple[np.ndarray, list[dict]]:
+    """One scene of ``style``: the RGB image and its objects (kind, visible mask, keypoints)."""
+    img, horizon = _background(rng, w, h)
+    objs = STYLES[style](rng, w, h, horizon)
     objs.sort(key=lambda o: o.depth)
     label = np.zeros((h, w), np.uint16)
     for i, o in enumerate(objs, start=1):
@@ -284,7 +339,8 @@ def _bbox(mask: np.ndarray) -> list[float]:
             float(ys.max() - ys.min() + 1)]
 
 
-def _split(root: Path, split: str, n: int, seed: int, w: int, h: int) -> tuple[dict, dict, dict]:
+def _split(root: Path, split: str, n: int, seed: int, w: int, h: int, style: str = "street"
+           ) -> tuple[dict, dict, dict]:
     images, inst, kp_anns = [], [], []
     counts = {"images": n, "persons": 0, "small_persons": 0, "crowd": 0, "cars": 0,
               "bicycles": 0, "faces_labelled": 0}
@@ -292,7 +348,7 @@ def _split(root: Path, split: str, n: int, seed: int, w: int, h: int) -> tuple[d
     ann_id = 1
     for k in range(n):
         rng = np.random.default_rng([seed, SPLIT_CODE[split], k])
-        img, objs = render_image(rng, w, h)
+        img, objs = render_image(rng, w, h, style)
         image_id = k + 1
         name = f"{image_id:012d}.jpg"
         Image.fromarray(img).save(root / f"{split}2017" / name, quality=95)
@@ -326,7 +382,10 @@ def _split(root: Path, split: str, n: int, seed: int, w: int, h: int) -> tuple[d
                     counts["faces_labelled"] += int(kps[1, 2] > 0 or kps[2, 2] > 0)
             else:
                 counts["cars" if cat == 3 else "bicycles"] += 1
-    info = {"description": "anonbench demo world (synthetic)", "version": "1.0",
+    description = "anonbench demo world (synthetic)"  # street: the bytes of before styles
+    if style != "street":
+        description = f"anonbench demo world (synthetic, {style})"
+    info = {"description": description, "version": "1.0",
             "year": 2026, "contributor": "anonbench", "seed": seed}
     licenses = [{"id": 1, "name": "CC0 (generated data)", "url": ""}]
     base = {"info": info, "licenses": licenses, "images": images}
@@ -343,8 +402,14 @@ def _uncompressed_counts(mask: np.ndarray) -> list[int]:
 
 
 def generate_world(root: str | os.PathLike[str], *, seed: int = 0, n_train: int = 200,
-                   n_val: int = 60, width: int = 256, height: int = 160) -> dict:
-    """Write the world under ``root`` (COCO 2017 layout); returns counts per split."""
+                   n_val: int = 60, width: int = 256, height: int = 160,
+                   style: str = "street") -> dict:
+    """Write the world under ``root`` (COCO 2017 layout); returns counts per split.
+
+    ``style``: ``street`` (Cityscapes-like, most persons under 1 % of the image area) or
+    ``closeup`` (COCO-like: fewer, larger persons with visible faces)."""
+    if style not in STYLES:
+        raise ValueError(f"unknown demo world style {style!r} (known: {', '.join(STYLES)})")
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{root}: exists and is not empty")
@@ -355,7 +420,7 @@ def generate_world(root: str | os.PathLike[str], *, seed: int = 0, n_train: int 
         (tmp / "annotations").mkdir()
         summary = {}
         for split, n in (("train", n_train), ("val", n_val)):
-            inst, kps, counts = _split(tmp, split, n, seed, width, height)
+            inst, kps, counts = _split(tmp, split, n, seed, width, height, style)
             for name, data in (("instances", inst), ("person_keypoints", kps)):
                 with open(tmp / "annotations" / f"{name}_{split}2017.json", "w") as f:
                     json.dump(data, f)
@@ -586,9 +651,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val", type=int, default=60)
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--height", type=int, default=160)
+    ap.add_argument("--style", choices=sorted(STYLES), default="street")
     a = ap.parse_args(argv)
     print(json.dumps(generate_world(a.root, seed=a.seed, n_train=a.train, n_val=a.val,
-                                    width=a.width, height=a.height), indent=1))
+                                    width=a.width, height=a.height, style=a.style), indent=1))
 
 
 if __name__ == "__main__":
