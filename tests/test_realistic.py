@@ -34,10 +34,14 @@ def fast(variant):
 @pytest.fixture(scope="module")
 def scene():
     """A demo-world street scene with several people (exact masks, keypoints, face boxes)."""
-    for k in range(50):
+    def big_face(o):
+        box = regions.face_box_from_keypoints(o["keypoints"].ravel().tolist(), (256, 160))
+        return box is not None and box[2] - box[0] >= 10
+
+    for k in range(100):
         img, objs = render_image(np.random.default_rng([0, 1, k]), 256, 160)
         people = [o for o in objs if o["kind"] == "person"]
-        if len(people) >= 3 and any(o["mask"].sum() > 1500 for o in people):
+        if len(people) >= 3 and any(o["mask"].sum() > 1500 and big_face(o) for o in people):
             break
     anns, faces = [], []
     for i, o in enumerate(objs):
@@ -262,6 +266,49 @@ def test_hmlo_stops_below_the_threshold(body_batch):
     res = postprocess.optimise_latent(render, w0, (batch.condition + 1) / 2, ones, ones,
                                       steps=50, threshold=10.0)
     assert res.steps == [0] * len(w0)  # every loss is below 10 at once: no step taken
+
+
+def test_demo_body_generator_draws_a_new_figure_from_the_keypoints(body_batch):
+    G, batch, prep, region = body_batch
+    w = initial_latents(G, [i.key for i in region.instances], {}, "body")
+    x = G.synthesize(batch, w)
+    # the person's own silhouette is not an input: any `person` mask, the same output
+    for person in (torch.zeros_like(batch.mask), torch.ones_like(batch.mask)):
+        other = CropBatch(batch.condition, batch.mask, person, batch.keypoints, batch.joint_map)
+        torch.testing.assert_close(G.synthesize(other, w), x)
+    # the figure covers its skeleton's visible joints (the ears lie on the head's edge) and
+    # leaves the far generate region to the background fill
+    _, alpha = G._body(G._figure_layout(batch), G.params(w))
+    h, wd = G.imsize
+    kp = batch.keypoints
+    for i in range(len(batch)):
+        vis = kp[i, :, 2] > 0
+        vis[3:5] = False
+        xs = (kp[i, vis, 0] * wd).long().clamp(0, wd - 1)
+        ys = (kp[i, vis, 1] * h).long().clamp(0, h - 1)
+        assert (alpha[i, 0, ys, xs] > 0.9).all()
+        gen = batch.mask[i, 0] < 0.5
+        assert alpha[i, 0][gen].mean() < 0.95  # not the whole dilated region
+    # another pose, another figure
+    moved = batch.keypoints.clone()
+    moved[:, :, 0] = 1 - moved[:, :, 0]
+    flipped = CropBatch(batch.condition, batch.mask, batch.person, moved, batch.joint_map)
+    assert not torch.allclose(G.synthesize(flipped, w), x)
+
+
+def test_demo_body_generator_without_keypoints_stands_a_figure_in_the_region():
+    G = DemoGenerator("body", seed=0)
+    h, w = G.imsize
+    keep = torch.ones(1, 1, h, w)
+    keep[:, :, 40:260, 50:110] = 0
+    batch = CropBatch(torch.zeros(1, 3, h, w), keep, keypoints=torch.zeros(1, 17, 3))
+    _, alpha = G._body(G._figure_layout(batch), G.params(G.map(torch.randn(1, G.z_dim))))
+    inside = alpha[0, 0] > 0.5
+    assert inside.sum() > 0.2 * 220 * 60  # a figure, not a dot
+    assert (inside & (keep[0, 0] > 0.5)).sum() < 0.02 * inside.sum()  # within the region
+    ys = torch.nonzero(inside)[:, 0]
+    assert ys.max() - ys.min() > 0.5 * 220  # head to feet, a standing figure
+    assert abs((ys.max() + ys.min()) / 2 - 150) < 10  # in the region's middle
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,12 +2,17 @@
 
 Same interface as the real generators, so truncation, HM and HM-LO run on it. A fixed random
 mapping network turns z into w; a fixed random linear map turns w into appearance parameters
-(colours of skin, hair, shirt, trousers, sleeves, shading); the synthesis draws them softly:
+(colours of skin, hair, shirt, trousers, sleeve length, limb thickness, shading); the synthesis
+draws a new person in the demo world's own style from the conditions DeepPrivacy2 gets, never
+from the pixels it replaces:
 
-* bodies: the person's silhouette (the undilated mask the generator is given), coloured per body
-  part by the nearest limb of the keypoint skeleton (softmin over distances to the limb segments;
-  a vertical torso/legs split when no keypoint is visible); the rest of the generate region is
-  filled from the kept pixels around it (normalised convolution at low resolution).
+* bodies: a figure drawn from the keypoint skeleton only (COCO-17 in the crop): capsule legs,
+  arms and torso, shoes, a neck and a round head with hair, and, when the eyes are visible, eyes and a
+  mouth; its size comes from the skeleton (torso length, shoulder or hip width), or, without any
+  visible keypoint, a standing figure fitted to the (dilated) generate region. The rest of the
+  generate region is filled from the kept pixels around it (normalised convolution at low
+  resolution). The undilated person mask (``CropBatch.person``) is not used: the new person
+  has its own silhouette.
 * faces: a skin ellipse in the generate box, hair on top, two eyes and a mouth.
 
 Everything is differentiable in w. No weights are trained or downloaded.
@@ -24,17 +29,29 @@ import torch.nn.functional as F
 from .base import ConditionalGenerator, CropBatch, register
 from .crops import BODY_SIZE, FACE_HR_SIZE, FACE_SIZE
 
-# Body parts (index into the part colour list) and their limb segments (COCO-17 indices;
-# 17 = neck, 18 = mid hip).
-HEAD, TORSO, UPPER_ARM, FOREARM, LEG = range(5)
-PART_SEGMENTS = {
-    HEAD: [(0, 1), (0, 2), (1, 3), (2, 4), (0, 17), (1, 2)],
-    TORSO: [(5, 6), (5, 11), (6, 12), (11, 12), (17, 18)],
-    UPPER_ARM: [(5, 7), (6, 8)],
-    FOREARM: [(7, 9), (8, 10)],
-    LEG: [(11, 13), (13, 15), (12, 14), (14, 16)],
+# Body parts (index into the part colour list); skeleton points are COCO-17 indices, 17 = neck,
+# 18 = mid hip.
+HEAD, TORSO, UPPER_ARM, FOREARM, LEG, SHOES = range(6)
+# Half widths (fractions of the person's height) of each part's capsules, the demo world's
+# proportions (datasets.demo._person: legs 0.1 H thick, arms 0.08 H, the torso 0.17 H around the
+# neck-hip line, the neck 0.6 of the head radius 0.075 H).
+PART_CAPSULES = {
+    TORSO: [((17, 18), 0.085), ((5, 6), 0.04), ((11, 12), 0.04), ((5, 11), 0.04), ((6, 12), 0.04)],
+    UPPER_ARM: [((5, 7), 0.04), ((6, 8), 0.04)],
+    FOREARM: [((7, 9), 0.04), ((8, 10), 0.04)],
+    LEG: [((11, 13), 0.05), ((13, 15), 0.05), ((12, 14), 0.05), ((14, 16), 0.05)],
+    SHOES: [((15, 15), 0.035), ((16, 16), 0.035)],  # a disc at each ankle
 }
-BODY_PARAMS = 3 * 4 + 2   # skin, hair, shirt, trousers; sleeve length, shading
+HEAD_RADIUS = 0.075
+NECK_HALF_WIDTH = 0.0225
+# The standing figure drawn when no keypoint is visible: COCO-17 (x, y) in units of the height,
+# feet at y = 1, centred on x = 0 (the world's neutral pose).
+STANDING = [(0.0, 0.10), (0.026, 0.07), (-0.026, 0.07), (0.075, 0.08), (-0.075, 0.08),
+            (0.12, 0.20), (-0.12, 0.20), (0.14, 0.37), (-0.14, 0.37), (0.15, 0.52),
+            (-0.15, 0.52), (0.085, 0.50), (-0.085, 0.50), (0.09, 0.74), (-0.09, 0.74),
+            (0.09, 0.99), (-0.09, 0.99)]
+SOFT = 0.75  # edge softness of the drawn figure, pixels
+BODY_PARAMS = 3 * 4 + 3   # skin, hair, shirt, trousers; sleeve length, shading, limb thickness
 FACE_PARAMS = 3 * 4 + 1   # skin, hair, eyes, mouth; hair line
 #: Skin colours lie between these two tones (RGB in [0, 1]).
 SKIN_LIGHT = (1.0, 0.88, 0.77)
@@ -92,9 +109,11 @@ class DemoGenerator(ConditionalGenerator):
             batch.cache[key] = self._layout(batch)
         layout = batch.cache[key]
         p = self.params(w)
-        colour = self._body(layout, p) if self.kind == "body" else self._face(layout, p)
+        if self.kind == "body":
+            colour, alpha = self._body(layout, p)
+        else:
+            colour, alpha = self._face(layout, p), layout["alpha"]
         colour = colour * (1 + self.texture)
-        alpha = layout["alpha"]
         x = alpha * colour + (1 - alpha) * layout["fill"]
         return (x * 2 - 1).clamp(-1, 1)
 
@@ -102,34 +121,36 @@ class DemoGenerator(ConditionalGenerator):
         with torch.no_grad():
             out = {"fill": background_fill(batch.condition, batch.mask)}
             if self.kind == "body":
-                n = len(batch)
-                person = batch.person if batch.person is not None else 1 - batch.mask
-                out["alpha"] = F.avg_pool2d(person, 3, stride=1, padding=1,
-                                            count_include_pad=False)
-                kp = batch.keypoints if batch.keypoints is not None else torch.zeros(n, 17, 3)
-                kp = kp.to(person.device)
-                # part weights from the skeleton, at half resolution
-                dist = self._part_distances(kp, scale=2)
-                weight = torch.softmax(-dist / 1.5, dim=1)
-                out["weight"] = F.interpolate(weight, size=self.imsize, mode="bilinear",
-                                              align_corners=False)
-                top = self._head_centre_y(kp)
-                out["hair"] = out["weight"][:, HEAD:HEAD + 1] * torch.sigmoid(
-                    (top - self.grid[1]) / 2.0)
+                out.update(self._figure_layout(batch))
             else:
                 out.update(self._face_layout(batch))
         return out
 
-    def _body(self, layout: dict[str, torch.Tensor], p: torch.Tensor) -> torch.Tensor:
+    def _body(self, layout: dict[str, torch.Tensor], p: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(colour, alpha) of the figure for appearance parameters ``p``."""
         skin, hair, shirt, trousers = _colours(p)
-        trousers = trousers * 0.85
+        trousers = 0.1 + 0.5 * trousers  # the world's trouser palette: dark to mid tones
+        shoes = 0.06 + 0.16 * trousers
         sleeve, shade = p[:, 12, None, None, None], p[:, 13, None, None, None]
+        thick = 0.8 + 0.4 * p[:, 14, None, None, None]  # limb thickness, x 0.8 .. 1.2
+        height = layout["height"]
+        # signed distance to each part's surface (negative inside), pixels; limbs w-thick
+        sd = layout["dist"] - layout["is_limb"] * layout["half"] * height * (thick - 1)
+        alpha = torch.sigmoid(-sd.min(1, keepdim=True).values / SOFT)
+        weight = torch.softmax(-sd / SOFT, dim=1)
         forearm = sleeve * shirt + (1 - sleeve) * skin
-        parts = torch.stack([skin, shirt, shirt, forearm, trousers], dim=1)  # (N, 5, 3, 1, 1)
-        colour = (layout["weight"][:, :, None] * parts).sum(1)
-        colour = layout["hair"] * hair + (1 - layout["hair"]) * colour
+        parts = torch.stack([skin, shirt, shirt, forearm, trousers, shoes], 1)  # (N, 6, 3, 1, 1)
+        colour = (weight[:, :, None] * parts).sum(1)
+        head = weight[:, HEAD:HEAD + 1]
+        colour = layout["hair"] * head * hair + (1 - layout["hair"] * head) * colour
+        eyes = layout["eyes"] * head
+        colour = eyes * 0.1 + (1 - eyes) * colour
+        mouth = layout["mouth"] * head
+        lips = torch.tensor([0.59, 0.16, 0.2], device=p.device)[None, :, None, None]
+        colour = mouth * lips + (1 - mouth) * colour
         y = self.grid[1] / self.imsize[0]
-        return colour * (1 - 0.4 * (shade - 0.5) * (y - 0.5))
+        return colour * (1 - 0.4 * (shade - 0.5) * (y - 0.5)), alpha
 
     def _points(self, kp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = self.imsize
@@ -143,38 +164,83 @@ class DemoGenerator(ConditionalGenerator):
             vis[:, mid] = both
         return pts, vis
 
-    def _head_centre_y(self, kp: torch.Tensor) -> torch.Tensor:
-        pts, vis = self._points(kp)
-        face = vis[:, :5].float()
-        y = (pts[:, :5, 1] * face).sum(1) / face.sum(1).clamp_min(1)
-        y = torch.where(face.sum(1) > 0, y, torch.full_like(y, 0.08 * self.imsize[0]))
-        return y[:, None, None, None]
+    def _standing(self, mask: torch.Tensor) -> torch.Tensor:
+        """(N, 17, 3) keypoints of a standing figure filling each crop's generate region."""
+        n = mask.shape[0]
+        h, w = self.imsize
+        gen = mask[:, 0] < 0.5
+        kp = torch.zeros(n, 17, 3, device=mask.device)
+        pose = torch.tensor(STANDING, device=mask.device)
+        for i in range(n):
+            ys, xs = torch.nonzero(gen[i], as_tuple=True)
+            if len(ys) == 0:
+                continue
+            y0, y1 = ys.min().float(), ys.max().float() + 1
+            x0, x1 = xs.min().float(), xs.max().float() + 1
+            cx = (x0 + x1) / 2
+            # the dilation adds a margin on every side: the figure is 85 % of the region's
+            # height, and 90 % of its width at most (arms out, it is 0.38 of its height wide)
+            height = torch.minimum(0.85 * (y1 - y0), 0.9 * (x1 - x0) / 0.38)
+            top = (y0 + y1) / 2 - height / 2
+            kp[i, :, 0] = (cx + pose[:, 0] * height) / w
+            kp[i, :, 1] = (top + pose[:, 1] * height) / h
+            kp[i, :, 2] = 1
+        return kp
 
-    def _part_distances(self, kp: torch.Tensor, scale: int = 1) -> torch.Tensor:
-        """(N, 5, H / scale, W / scale) distance (in units of ``scale`` pixels) of each pixel to
-        each body part's skeleton segments."""
-        n = kp.shape[0]
-        h, w = self.imsize[0] // scale, self.imsize[1] // scale
+    def _figure_layout(self, batch: CropBatch) -> dict[str, torch.Tensor]:
+        """What does not depend on w: the signed distance (pixels, negative inside) of every
+        pixel to each part's surface, the parts' half widths, the figure's height, and where
+        hair, eyes and mouth go."""
+        n = len(batch)
+        dev = batch.mask.device
+        kp = batch.keypoints.to(dev) if batch.keypoints is not None else torch.zeros(n, 17, 3,
+                                                                                      device=dev)
+        none = ~(kp[:, :, 2] > 0).any(1)
+        if none.any():
+            kp = torch.where(none[:, None, None], self._standing(batch.mask), kp)
         pts, vis = self._points(kp)
-        pts = pts / scale
-        big = torch.tensor(1e4, device=kp.device)
-        grid = F.avg_pool2d(self.grid[None], scale)[0].to(kp.device) / scale
-        out = torch.full((n, 5, h, w), 1e4, device=kp.device)
-        for part, segs in PART_SEGMENTS.items():
-            for a, b in segs:
+        height = _figure_height(pts, vis, batch.mask, self.imsize[0])  # (N,)
+        head, head_ok = _head_centre(pts, vis, height)
+        grid = self.grid.to(dev)
+        h, w = self.imsize
+        far = torch.full((n, h, w), 1e4, device=dev)
+        dist = [far.clone() for _ in range(len(PART_CAPSULES) + 1)]
+        half = torch.zeros(n, len(dist), 1, 1, device=dev)
+        for part, capsules in PART_CAPSULES.items():
+            for (a, b), hw in capsules:
                 ok = vis[:, a] & vis[:, b]
                 if not ok.any():
                     continue
-                d = _segment_distance(grid, pts[:, a], pts[:, b])
-                out[:, part] = torch.minimum(out[:, part], torch.where(ok[:, None, None], d, big))
-        # no visible keypoint at all: head on top, torso, legs below
-        none = ~vis[:, :17].any(1)
-        if none.any():
-            y = grid[1] / h
-            fallback = torch.stack([(y - 0.08).abs(), (y - 0.35).abs(), (y - 0.35).abs() + 0.1,
-                                    (y - 0.45).abs() + 0.1, (y - 0.78).abs()]) * h
-            out[none] = fallback.expand(int(none.sum()), -1, -1, -1)
-        return out
+                d = _segment_distance(grid, pts[:, a], pts[:, b]) - hw * height[:, None, None]
+                dist[part] = torch.minimum(dist[part], torch.where(ok[:, None, None], d, far))
+            half[:, part] = capsules[0][1]
+        # the head: a disc, and the neck (to the head centre), both skin
+        r = HEAD_RADIUS * height[:, None, None]
+        disc = (grid[None] - head[:, :, None, None]).norm(dim=1) - r
+        neck = _segment_distance(grid, pts[:, 17], head) - NECK_HALF_WIDTH * height[:, None, None]
+        neck = torch.where((vis[:, 17] & head_ok)[:, None, None], neck, far)
+        dist[HEAD] = torch.where(head_ok[:, None, None], torch.minimum(disc, neck), far)
+        dist = torch.stack(dist, 1)
+        is_limb = torch.tensor([p in (UPPER_ARM, FOREARM, LEG) for p in range(len(half[0]))],
+                               device=dev)[None, :, None, None]
+        # hair: the whole head seen from behind (no eye visible), else its top half
+        front = vis[:, 1] | vis[:, 2]
+        dy = grid[1][None] - head[:, 1, None, None]
+        top = torch.sigmoid(-dy / SOFT)
+        hair = torch.where(front[:, None, None], top, torch.ones_like(top))[:, None]
+        eye_r = (0.15 * r).clamp_min(0.6)
+        eyes = torch.zeros(n, h, w, device=dev)
+        for k in (1, 2):
+            e = torch.sigmoid((eye_r - (grid[None] - pts[:, k, :, None, None]).norm(dim=1)) / SOFT)
+            eyes = torch.maximum(eyes, torch.where(vis[:, k, None, None], e, torch.zeros_like(e)))
+        m0 = head + torch.stack([-0.3 * r[:, 0, 0], 0.5 * r[:, 0, 0]], 1)
+        m1 = head + torch.stack([0.3 * r[:, 0, 0], 0.5 * r[:, 0, 0]], 1)
+        md = _segment_distance(grid, m0, m1)
+        mouth = torch.sigmoid(((0.05 * r).clamp_min(0.5) - md) / SOFT)
+        mouth = torch.where((front & head_ok)[:, None, None], mouth, torch.zeros_like(mouth))
+        return {"dist": dist, "half": half, "is_limb": is_limb,
+                "height": height[:, None, None, None], "hair": hair,
+                "eyes": eyes[:, None], "mouth": mouth[:, None]}
 
     def _face_layout(self, batch: CropBatch) -> dict[str, torch.Tensor]:
         gen = (batch.mask < 0.5)[:, 0]
@@ -221,6 +287,47 @@ def _segment_distance(grid: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> t
     ap = grid[None] - a
     t = ((ap * ab).sum(1) / (ab * ab).sum(1).clamp_min(1e-6)).clamp(0, 1)
     return (ap - t[:, None] * ab).norm(dim=1)
+
+
+def _figure_height(pts: torch.Tensor, vis: torch.Tensor, mask: torch.Tensor, crop_h: int
+                   ) -> torch.Tensor:
+    """(N,) the height in pixels of the person a skeleton belongs to, from the demo world's
+    proportions: the neck-hip line is 0.30 of it, shoulders 0.24, hips 0.17, ears 0.15; without
+    any of them, 85 % of the generate region's height."""
+    def length(a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return (pts[:, a] - pts[:, b]).norm(dim=1), vis[:, a] & vis[:, b]
+
+    rows = (mask[:, 0] < 0.5).any(2).float()  # (N, H) rows with a pixel to generate
+    idx = torch.arange(rows.shape[1], device=mask.device, dtype=torch.float32)
+    extent = torch.where(rows.any(1), (rows * idx).amax(1) - torch.where(
+        rows > 0, idx, torch.full_like(idx, 1e9)).amin(1) + 1, torch.full_like(idx[:1], crop_h))
+    height = 0.85 * extent
+    for (a, b), frac in reversed((((17, 18), 0.30), ((5, 6), 0.24), ((11, 12), 0.17),
+                                  ((3, 4), 0.15))):
+        d, ok = length(a, b)
+        height = torch.where(ok & (d > 1), d / frac, height)
+    return height.clamp(4.0, 3.0 * crop_h)
+
+
+def _head_centre(pts: torch.Tensor, vis: torch.Tensor, height: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 2) the head's centre and (N,) whether there is one: between the ears, below the eyes,
+    above the nose, or above the neck on the hip-neck line (the world's proportions)."""
+    r = HEAD_RADIUS * height[:, None]
+    centre = torch.zeros_like(pts[:, 0])
+    ok = torch.zeros_like(vis[:, 0])
+    neck_up = pts[:, 17] + (pts[:, 17] - pts[:, 18]) * 0.4
+    eyes = vis[:, 1] & vis[:, 2]
+    candidates = (
+        (vis[:, 17] & vis[:, 18], neck_up),
+        (vis[:, 0], pts[:, 0] - r * torch.tensor([0.0, 0.2], device=pts.device)),
+        (eyes, (pts[:, 1] + pts[:, 2]) / 2 + r * torch.tensor([0.0, 0.1], device=pts.device)),
+        (vis[:, 3] & vis[:, 4], (pts[:, 3] + pts[:, 4]) / 2),
+    )
+    for cond, c in candidates:  # the last that applies wins: the most direct evidence
+        centre = torch.where(cond[:, None], c, centre)
+        ok = ok | cond
+    return centre, ok
 
 
 def background_fill(condition: torch.Tensor, mask: torch.Tensor, factor: int = 8) -> torch.Tensor:
