@@ -4,10 +4,12 @@ Generates a demo world (``--train-images``/``--val-images``, ``--width`` x ``--h
 each ``--iterations`` value trains the ``maskrcnn-demo`` model of config.yaml (``--set key=value``
 overrides its keys, YAML values) on the original images with each ``--seeds`` seed, evaluates on
 the val set with the workflow's own steps, and prints per run: training seconds, segm AP,
-segm/box AP_person, and segm AP_person per minute of training::
+segm/box AP_person, keypoint AP, and the headline metric (segm AP_person; keypoint AP for a
+keypoint_rcnn ``--model``) per minute of training::
 
     python benchmarks/bench_demo_ap.py                                 # 600 iterations, seed 0
     python benchmarks/bench_demo_ap.py --iterations 600 1200 2400 --set lr=0.002
+    python benchmarks/bench_demo_ap.py --style closeup --model keypointrcnn-demo --width 224
 """
 
 from __future__ import annotations
@@ -44,10 +46,12 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--height", type=int, default=160)
     ap.add_argument("--world-seed", type=int, default=0)
+    ap.add_argument("--style", choices=["street", "closeup"], default="street")
+    ap.add_argument("--model", default="maskrcnn-demo", help="a model of config.yaml")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    model = dict(config["models"]["maskrcnn-demo"])
+    model = dict(config["models"][args.model])
     for kv in args.set:
         key, _, value = kv.partition("=")
         model[key] = yaml.safe_load(value)
@@ -56,15 +60,18 @@ def main() -> None:
         with _silent():
             steps.demo_world(str(root / "world"), {
                 "seed": args.world_seed, "train_images": args.train_images,
-                "val_images": args.val_images, "width": args.width, "height": args.height})
+                "val_images": args.val_images, "width": args.width, "height": args.height,
+                "style": args.style})
             for split in ("train", "val"):
                 steps.prepare("coco", str(root / "world"), split, "demo",
                               str(root / f"{split}.json"))
-        print(f"demo world {args.width}x{args.height}, {args.train_images} train / "
+        print(f"demo world ({args.style}) {args.width}x{args.height}, {args.train_images} train / "
               f"{args.val_images} val images (seed {args.world_seed}); model "
               f"{json.dumps({k: v for k, v in model.items() if k != 'description'})}")
-        print(f"{'iters':>6} {'seed':>4} {'train s':>8} {'segm AP':>8} {'AP_pers':>8} "
-              f"{'box AP_pers':>11} {'AP_pers/min':>11}")
+        headline = "keypoints/AP" if model.get("arch") == "keypoint_rcnn" else "segm/AP_person"
+        columns = ["segm/AP", "segm/AP_person", "bbox/AP_person", "keypoints/AP"]
+        print(f"{'iters':>6} {'seed':>4} {'train s':>8} "
+              + " ".join(f"{c:>14}" for c in columns) + f" {headline + '/min':>18}")
         for iterations in args.iterations:
             for seed in args.seeds:
                 run = root / f"run{iterations}_{seed}"
@@ -79,10 +86,10 @@ def main() -> None:
                                     "seed": seed, "backend": cfg["backend"]}, args.threads,
                                    str(run / "pred.json"), str(run / "metrics.json"))
                 m = json.loads((run / "metrics.json").read_text())["metrics"]
-                ap_person = m.get("segm/AP_person", float("nan"))
-                print(f"{iterations:>6} {seed:>4} {train_s:>8.1f} {m.get('segm/AP', 0):>8.1f} "
-                      f"{ap_person:>8.1f} {m.get('bbox/AP_person', float('nan')):>11.1f} "
-                      f"{ap_person / (train_s / 60):>11.2f}", flush=True)
+                nan = float("nan")
+                print(f"{iterations:>6} {seed:>4} {train_s:>8.1f} "
+                      + " ".join(f"{m.get(c, nan):>14.1f}" for c in columns)
+                      + f" {m.get(headline, nan) / (train_s / 60):>18.2f}", flush=True)
 
 
 if __name__ == "__main__":

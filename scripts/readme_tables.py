@@ -15,9 +15,13 @@ of requirements/lock.txt. A run that had nothing to do leaves the previous recor
     <!-- demo-run:start -->              "Measured on N cores (...): J jobs in M min S s." and
     ...                                  the jobs per rule, from results/demo_run.json
     <!-- demo-run:end -->
+    <!-- demo-figure:start NAME -->      results/figures/NAME.png, copied to docs/figures/NAME.png
+    ...                                  (beside the README), and a link to the copy
+    <!-- demo-figure:end -->
 
 Text outside the markers is never touched. `--check` changes nothing and exits 1 when the README
-is not what results/ gives (for a check after `make demo`). Standard library only.
+(or a figure's copy) is not what results/ gives (for a check after `make demo`). Standard
+library only.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 LOCK = "requirements/lock.txt"
 RUN_RECORD = "demo_run.json"
 
-BLOCK = re.compile(r"(?P<start><!-- (?P<kind>demo-table|demo-run):start(?: (?P<arg>[\w.-]+))? -->\n)"
+BLOCK = re.compile(r"(?P<start><!-- (?P<kind>demo-table|demo-run|demo-figure):start"
+                   r"(?: (?P<arg>[\w.-]+))? -->\n)"
                    r"(?P<body>.*?)"
                    r"(?P<end><!-- (?P=kind):end -->)", re.S)
 
@@ -136,39 +141,71 @@ def run_block(results: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_text(readme: str, results: Path) -> tuple[str, int]:
-    """README text with every marked block re-rendered, and how many blocks there were."""
+FIGURE_DIR = Path("docs") / "figures"
+
+
+def figure_block(results: Path, name: str | None) -> tuple[str, Path, bytes]:
+    """(the block's text, where the figure's copy goes relative to the README, its bytes)."""
+    if not name:
+        raise FileNotFoundError("a demo-figure block names its figure: <!-- demo-figure:start NAME -->")
+    path = results / "figures" / f"{name}.png"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not there; run `make demo` first")
+    copy = FIGURE_DIR / f"{name}.png"
+    return f"![{name}]({copy.as_posix()})\n", copy, path.read_bytes()
+
+
+def render_text(readme: str, results: Path) -> tuple[str, int, dict[Path, bytes]]:
+    """README text with every marked block re-rendered, how many blocks there were, and the
+    figure copies it links to (path relative to the README -> bytes)."""
     n = 0
+    figures: dict[Path, bytes] = {}
 
     def sub(m: re.Match[str]) -> str:
         nonlocal n
         n += 1
-        body = (table_block(results, m.group("arg")) if m.group("kind") == "demo-table"
-                else run_block(results))
+        kind = m.group("kind")
+        if kind == "demo-table":
+            body = table_block(results, m.group("arg"))
+        elif kind == "demo-figure":
+            body, copy, data = figure_block(results, m.group("arg"))
+            figures[copy] = data
+        else:
+            body = run_block(results)
         return m.group("start") + body + m.group("end")
 
-    return BLOCK.sub(sub, readme), n
+    return BLOCK.sub(sub, readme), n, figures
 
 
 def render(readme: Path, results: Path, check: bool = False) -> int:
     text = readme.read_text()
-    new, n = render_text(text, results)
+    new, n, figures = render_text(text, results)
     if n == 0:
         print(f"readme_tables: {readme} has no <!-- demo-table:start --> / <!-- demo-run:start --> "
               "markers; nothing to render", file=sys.stderr)
         return 1
+    stale = [c for c, data in figures.items() if not (readme.parent / c).is_file()
+             or (readme.parent / c).read_bytes() != data]
     if check:
-        if new != text:
-            print(f"readme_tables: {readme} differs from what {results}/ gives; run `make readme`",
+        if new != text or stale:
+            what = ", ".join([str(readme)] * (new != text) + [str(c) for c in stale])
+            print(f"readme_tables: {what} differs from what {results}/ gives; run `make readme`",
                   file=sys.stderr)
             return 1
         return 0
+    for copy in stale:
+        dst = readme.parent / copy
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        tmp.write_bytes(figures[copy])
+        os.replace(tmp, dst)
     if new != text:
         tmp = readme.with_name(f".{readme.name}.tmp")
         tmp.write_text(new)
         os.replace(tmp, readme)
     print(f"readme_tables: {n} block(s) of {readme} rendered from {results}/"
-          + ("" if new != text else " (unchanged)"))
+          + ("" if new != text else " (unchanged)")
+          + "".join(f"; {c} copied" for c in stale))
     return 0
 
 

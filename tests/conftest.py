@@ -49,6 +49,18 @@ def write_config(path, config):
     return path
 
 
+def street_only(config):
+    """config.yaml's street world alone: its table1 and dataset `demo` (the close-up world's
+    table3 and dataset dropped, the box-size figure on the street world only). For tests sized
+    for one table."""
+    config["tables"] = {"table1": config["tables"]["table1"]}
+    config["datasets"] = {"demo": config["datasets"]["demo"]}
+    for fig in config.get("figures", {}).values():
+        if "datasets" in fig:
+            fig["datasets"] = [d for d in fig["datasets"] if d == "demo"]
+    return config
+
+
 @pytest.fixture
 def demo_config():
     return copy.deepcopy(load_config())

@@ -11,7 +11,7 @@ from anonbench.datasets import (FORMATS, ROOT_MARKERS, STUDY_PERSONS_KEPT, annot
                                 missing_root_files, summary_line)
 from anonbench.manifest import load_manifest
 from anonbench.shards import split_shards
-from conftest import job_counts, snakemake, write_config
+from conftest import job_counts, snakemake, street_only, write_config
 
 pytest.importorskip("cityscapesscripts")
 
@@ -107,7 +107,7 @@ def test_summary_line_names_every_skip_reason():
 
 def test_workflow_writes_and_prepares_the_demo_world_in_each_format(demo_config, tmp_path):
     """demo_world + prepare through the real Snakefile for a config holding all three formats."""
-    cfg = copy.deepcopy(demo_config)
+    cfg = street_only(copy.deepcopy(demo_config))
     demo_ds = cfg["datasets"]["demo"]
     demo_ds["generate"].update({"train_images": 3, "val_images": 2})
     for fmt in ("cityscapes", "bdd100k"):

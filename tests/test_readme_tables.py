@@ -132,6 +132,34 @@ def test_named_table_and_missing_inputs(rt, tmp_path):
     assert readme.read_text() == "no markers\n"
 
 
+def test_figure_block_copies_the_figure_beside_the_readme(rt, tmp_path):
+    results = tmp_path / "results"
+    (results / "figures").mkdir(parents=True)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+    (results / "figures" / "box_sizes.png").write_bytes(png)
+    readme = tmp_path / "R.md"
+    readme.write_text("a\n<!-- demo-figure:start box_sizes -->\nold\n<!-- demo-figure:end -->\nb\n")
+    args = ["render", "--results", str(results), "--readme", str(readme)]
+    assert rt.main(args + ["--check"]) == 1
+    assert rt.main(args) == 0
+    assert readme.read_text() == ("a\n<!-- demo-figure:start box_sizes -->\n"
+                                  "![box_sizes](docs/figures/box_sizes.png)\n"
+                                  "<!-- demo-figure:end -->\nb\n")
+    assert (tmp_path / "docs" / "figures" / "box_sizes.png").read_bytes() == png
+    assert rt.main(args + ["--check"]) == 0
+    # a new figure from a new run: the README text is the same, the copy is stale
+    (results / "figures" / "box_sizes.png").write_bytes(png + b"new")
+    assert rt.main(args + ["--check"]) == 1
+    assert rt.main(args) == 0
+    assert (tmp_path / "docs" / "figures" / "box_sizes.png").read_bytes() == png + b"new"
+    # a block without a name, or a figure not made: a one-line error, nothing written
+    readme.write_text("<!-- demo-figure:start -->\n<!-- demo-figure:end -->\n")
+    assert rt.main(args) == 1
+    readme.write_text("<!-- demo-figure:start nope -->\n<!-- demo-figure:end -->\n")
+    assert rt.main(args) == 1
+    assert readme.read_text() == "<!-- demo-figure:start nope -->\n<!-- demo-figure:end -->\n"
+
+
 def test_incomplete_run_keeps_previous_record(rt, tmp_path):
     results = tmp_path / "results"
     log = tmp_path / "x.snakemake.log"

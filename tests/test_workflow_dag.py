@@ -2,7 +2,7 @@
 
 import copy
 
-from conftest import fake_coco_root, job_counts, snakemake, write_config
+from conftest import fake_coco_root, job_counts, snakemake, street_only, write_config
 
 
 def expected_jobs(config, table):
@@ -111,12 +111,15 @@ def test_paper_cityscapes_table_builds_only_cityscapes_jobs(paper_config, tmp_pa
 
 def test_demo_worlds_in_all_three_formats(demo_config, tmp_path):
     """One config, the demo world as COCO, Cityscapes and BDD100K datasets: one chain each."""
-    cfg = copy.deepcopy(demo_config)
+    cfg = street_only(copy.deepcopy(demo_config))
     demo = cfg["datasets"]["demo"]
     for fmt in ("cityscapes", "bdd100k"):
         cfg["datasets"][f"demo_{fmt}"] = {**copy.deepcopy(demo), "format": fmt}
         cfg["tables"][f"table_{fmt}"] = {**copy.deepcopy(cfg["tables"]["table1"]),
                                          "dataset": f"demo_{fmt}"}
+        # Cityscapes' toolkit evaluates masks only
+        cfg["tables"][f"table_{fmt}"]["metrics"] = {"AP": "segm/AP",
+                                                    "AP_person": "segm/AP_person"}
     path = write_config(tmp_path / "c.yaml", cfg)
     counts = job_counts(snakemake(tmp_path, "-n", configfile=path).stdout)
     expected = expected_counts(cfg, *cfg["tables"])
@@ -128,7 +131,8 @@ def test_demo_worlds_in_all_three_formats(demo_config, tmp_path):
 def test_demo_default_target(demo_config, tmp_path):
     cfg = write_config(tmp_path / "c.yaml", demo_config)
     counts = job_counts(snakemake(tmp_path, "-n", configfile=cfg).stdout)
-    expected = expected_counts(demo_config, "table1")
+    expected = expected_counts(demo_config, *demo_config["tables"])  # both worlds' tables
+    assert set(demo_config["tables"]) == {"table1", "table3"}
     expected.update({"all": 1, "figure": len(demo_config["figures"])})
     assert counts == expected
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from anonbench.metadata import has_metadata
-from conftest import job_counts, snakemake, write_config
+from conftest import job_counts, snakemake, street_only, write_config
 
 
 def tiny(config):
+    config = street_only(config)
     config["datasets"]["demo"]["generate"].update({"train_images": 10, "val_images": 4})
     config["datasets"]["demo"]["shards"] = 2
     for v in ("face-maskout", "body-blur"):
