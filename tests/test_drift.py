@@ -5,8 +5,8 @@ locked one (requirements/lock.txt). These tests make a dependency change that al
 or the training numbers fail CI in seconds, instead of showing up as a different table after a
 full `make demo`:
 
-- ``render``: the raw pixels and masks of a few demo images as drawn (numpy's generator, OpenCV's
-  drawing functions);
+- ``render``: the raw pixels and masks of a few demo images of each world style as drawn
+  (numpy's generator, OpenCV's drawing functions);
 - ``jpeg``: the JPEG files the world writes (Pillow and the libjpeg it bundles);
 - ``annotations``: the COCO annotation files (pycocotools' RLE, the masks above);
 - ``train``: one tiny torchvision-backend run on that world on the CPU (3 iterations, 1 thread):
@@ -39,7 +39,7 @@ import pytest
 #: sha256 pins for the locked environment (requirements/lock.txt). Update: see the module doc.
 PINS = {
     # numpy's Generator and OpenCV's drawing (cv2.fillPoly, ellipse, line, ... on uint8 arrays)
-    "render": "117bdd3fc209c63bb2ac95f4addf612ffb6764290d65fee01832f26edb1f09c8",
+    "render": "c12536ece83d59bd24e799d370dae207f924c0c8b8177397a253f985b51b1b91",
     # Pillow's JPEG encoder (quality 95) on the pixels above
     "jpeg": "28430a783d62dc85bcca27b978e963b6152736dab6b718fb87f47f2ca7df1c08",
     # pycocotools' RLE of the masks, the json module's float repr
@@ -76,9 +76,9 @@ def render_fingerprint() -> str:
     from anonbench.datasets import demo
 
     h = hashlib.sha256()
-    for k in range(3):
+    for style, k in ((s, k) for s in sorted(demo.STYLES) for k in range(3)):
         rng = np.random.default_rng([WORLD["seed"], demo.SPLIT_CODE["train"], k])
-        img, objs = demo.render_image(rng, 256, 160)
+        img, objs = demo.render_image(rng, 256, 160, style)
         h.update(np.ascontiguousarray(img).tobytes())
         for o in objs:
             h.update(o["kind"].encode())
