@@ -168,15 +168,13 @@ class DemoGenerator(ConditionalGenerator):
         """(N, 17, 3) keypoints of a standing figure filling each crop's generate region."""
         n = mask.shape[0]
         h, w = self.imsize
-        gen = mask[:, 0] < 0.5
         kp = torch.zeros(n, 17, 3, device=mask.device)
         pose = torch.tensor(STANDING, device=mask.device)
+        boxes, found = _region_boxes(mask)
         for i in range(n):
-            ys, xs = torch.nonzero(gen[i], as_tuple=True)
-            if len(ys) == 0:
+            if not found[i]:
                 continue
-            y0, y1 = ys.min().float(), ys.max().float() + 1
-            x0, x1 = xs.min().float(), xs.max().float() + 1
+            x0, y0, x1, y1 = boxes[i]
             cx = (x0 + x1) / 2
             # the dilation adds a margin on every side: the figure is 85 % of the region's
             # height, and 90 % of its width at most (arms out, it is 0.38 of its height wide)
@@ -243,16 +241,9 @@ class DemoGenerator(ConditionalGenerator):
                 "eyes": eyes[:, None], "mouth": mouth[:, None]}
 
     def _face_layout(self, batch: CropBatch) -> dict[str, torch.Tensor]:
-        gen = (batch.mask < 0.5)[:, 0]
-        n = gen.shape[0]
         h, w = self.imsize
-        boxes = torch.zeros(n, 4, device=gen.device)
-        for i in range(n):
-            ys, xs = torch.nonzero(gen[i], as_tuple=True)
-            if len(ys) == 0:
-                boxes[i] = torch.tensor([0, 0, w, h], dtype=torch.float32)
-            else:
-                boxes[i] = torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float()
+        boxes, found = _region_boxes(batch.mask)
+        boxes[~found] = torch.tensor([0.0, 0.0, w, h], device=boxes.device)
         cx = ((boxes[:, 0] + boxes[:, 2]) / 2)[:, None, None, None]
         cy = ((boxes[:, 1] + boxes[:, 3]) / 2)[:, None, None, None]
         rx = ((boxes[:, 2] - boxes[:, 0]) / 2 * 0.95).clamp_min(1)[:, None, None, None]
@@ -278,6 +269,18 @@ class DemoGenerator(ConditionalGenerator):
         colour = eye_w * eyes + (1 - eye_w) * colour
         mouth_w = layout["mouth"]
         return mouth_w * mouth + (1 - mouth_w) * colour
+
+
+def _region_boxes(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 4) float box x0, y0, x1, y1 (pixels, exclusive end) of each crop's generate region
+    (``mask`` < 0.5), and (N,) whether it has one (boxes of empty regions are 0)."""
+    gen = mask[:, 0] < 0.5
+    boxes = torch.zeros(gen.shape[0], 4, device=mask.device)
+    for i in range(gen.shape[0]):
+        ys, xs = torch.nonzero(gen[i], as_tuple=True)
+        if len(ys):
+            boxes[i] = torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float()
+    return boxes, gen.flatten(1).any(1)
 
 
 def _segment_distance(grid: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
