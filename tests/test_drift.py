@@ -45,7 +45,7 @@ PINS = {
     # pycocotools' RLE of the masks, the json module's float repr
     "annotations": "1cf525ca976ace944c427020445a3621a17615c21fbaed20b0bc2ec8f6ecf10b",
     # torch / torchvision kernels on the CPU and pycocotools' COCOeval
-    "train": "19e26f211eec944869716acff9d241d99d9ddb219e6b0d2d506f1271b873c604",
+    "train": "7d25e4b1447187923920ba818c24465196d82e17675d9ec469ca33ca21cdb707",
 }
 
 #: the world: a few images, the demo's size and seed

@@ -636,12 +636,15 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer,
 
 
 def make_optimizer(cfg: dict[str, Any], params: list[torch.Tensor]) -> torch.optim.Optimizer:
-    """The configured optimizer (SGD with momentum, or AdamW with beta1 = momentum)."""
+    """The configured optimizer (SGD with momentum, or AdamW with beta1 = momentum).
+
+    Fused (one kernel for all parameters): the demo model's ~100 small tensors made the
+    per-tensor AdamW step 12-14 ms of a ~170 ms CPU iteration; fused it is ~3.5 ms."""
     if cfg["optimizer"] == "adamw":
         return torch.optim.AdamW(params, lr=cfg["lr"], betas=(cfg["momentum"], 0.999),
-                                 weight_decay=cfg["weight_decay"])
+                                 weight_decay=cfg["weight_decay"], fused=True)
     return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"],
-                           weight_decay=cfg["weight_decay"])
+                           weight_decay=cfg["weight_decay"], fused=True)
 
 
 def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: str, *,

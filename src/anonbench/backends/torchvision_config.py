@@ -106,7 +106,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "roi_sampling_ratio": 1,
     "representation_size": 256,
     "mask_head_layers": 2,
-    "mask_head_channels": 64,
+    "mask_head_channels": 32,        # 64: 11 % more time per iteration, the same box AP_person
     "keypoint_head_layers": 3,
     "keypoint_head_channels": 64,
     # from scratch on ~200 images: AdamW learns in 600 iterations what SGD (lr 0.02) does not
@@ -120,6 +120,8 @@ DEMO_CONFIG: dict[str, Any] = {
     "steps": [0.75, 0.9],
     "clip_grad_norm": 10.0,
     "workers": 0,
+    # NHWC backbone and RPN: 10-15 % less time per CPU iteration (oneDNN), the same AP
+    "channels_last": True,
 }
 
 # Demo scale for RetinaNet / FCOS: DEMO_CONFIG (its anchor sizes 16..256 now on P3..P7, strides

@@ -214,7 +214,7 @@ class DemoGenerator(ConditionalGenerator):
             half[:, part] = capsules[0][1]
         # the head: a disc, and the neck (to the head centre), both skin
         r = HEAD_RADIUS * height[:, None, None]
-        disc = (grid[None] - head[:, :, None, None]).norm(dim=1) - r
+        disc = _length(grid[None] - head[:, :, None, None]) - r
         neck = _segment_distance(grid, pts[:, 17], head) - NECK_HALF_WIDTH * height[:, None, None]
         neck = torch.where((vis[:, 17] & head_ok)[:, None, None], neck, far)
         dist[HEAD] = torch.where(head_ok[:, None, None], torch.minimum(disc, neck), far)
@@ -229,7 +229,7 @@ class DemoGenerator(ConditionalGenerator):
         eye_r = (0.15 * r).clamp_min(0.6)
         eyes = torch.zeros(n, h, w, device=dev)
         for k in (1, 2):
-            e = torch.sigmoid((eye_r - (grid[None] - pts[:, k, :, None, None]).norm(dim=1)) / SOFT)
+            e = torch.sigmoid((eye_r - _length(grid[None] - pts[:, k, :, None, None])) / SOFT)
             eyes = torch.maximum(eyes, torch.where(vis[:, k, None, None], e, torch.zeros_like(e)))
         m0 = head + torch.stack([-0.3 * r[:, 0, 0], 0.5 * r[:, 0, 0]], 1)
         m1 = head + torch.stack([0.3 * r[:, 0, 0], 0.5 * r[:, 0, 0]], 1)
@@ -289,7 +289,14 @@ def _segment_distance(grid: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> t
     ab = b[:, :, None, None] - a
     ap = grid[None] - a
     t = ((ap * ab).sum(1) / (ab * ab).sum(1).clamp_min(1e-6)).clamp(0, 1)
-    return (ap - t[:, None] * ab).norm(dim=1)
+    return _length(ap - t[:, None] * ab)
+
+
+def _length(v: torch.Tensor) -> torch.Tensor:
+    """Euclidean length of (N, 2, ...) vectors along dim 1.  ``torch.hypot`` of the two
+    components: ``Tensor.norm(dim=1)`` on CPU reduces over the strided dim about 150x slower
+    (54 vs 0.3 ms for 8 x 2 x 288 x 160), which made it 73 % of body-realistic's time."""
+    return torch.hypot(v[:, 0], v[:, 1])
 
 
 def _figure_height(pts: torch.Tensor, vis: torch.Tensor, mask: torch.Tensor, crop_h: int
