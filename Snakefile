@@ -28,6 +28,20 @@ rule all:
         expand("results/figures/{figure}.png", figure=config.get("figures", {})),
 
 
+# Named parts of the run (config `targets`): `snakemake --profile profiles/local street` builds
+# the street world's table and figures only (what `make demo` runs).
+for _target in config["targets"]:
+    if _target in {r.name for r in workflow.rules}:
+        raise WorkflowError(f"invalid config: targets.{_target}: {_target!r} is the name of a rule "
+                            "of the workflow; name the target otherwise")
+
+    rule:
+        name:
+            _target
+        input:
+            anonbench_config.target_files(config, _target),
+
+
 # Preflight: before the first job of a real run (not a dry run: Snakemake calls onstart only
 # then, on the machine that submits the jobs, before any is submitted), stop when the jobs to run
 # need model files that are missing or do not match their checksums, or (without --sdm conda)

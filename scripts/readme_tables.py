@@ -1,11 +1,14 @@
 """Figures in the README come from files: render results/ into README.md's marked blocks.
 
     python scripts/readme_tables.py record  [--results results] [--log .snakemake/log/X.log]
+                                            [--target NAME] [--command 'make demo']
     python scripts/readme_tables.py render  [--results results] [--readme README.md] [--check]
 
 `record` (run by `make demo` after Snakemake succeeded) reads the Snakemake log of that run and
-writes ``results/demo_run.json``: wall time, jobs done, jobs per rule, cores, date, and the sha256
-of requirements/lock.txt. A run that had nothing to do leaves the previous record alone.
+writes ``results/demo_run.json`` (``results/demo_run-NAME.json`` for ``--target NAME``, the config
+target the run built): wall time, jobs done, jobs per rule, cores, date, the command that ran it,
+and the sha256 of requirements/lock.txt. A run that had nothing to do leaves the previous record
+alone.
 
 `render` (`make readme`) replaces what stands between each pair of marker comments:
 
@@ -13,8 +16,8 @@ of requirements/lock.txt. A run that had nothing to do leaves the previous recor
     ...                                  <!-- demo-table:start table2 -->), without its heading
     <!-- demo-table:end -->
     <!-- demo-run:start -->              "Measured on N cores (...): J jobs in M min S s." and
-    ...                                  the jobs per rule, from results/demo_run.json
-    <!-- demo-run:end -->
+    ...                                  the jobs per rule, from results/demo_run.json (or name
+    <!-- demo-run:end -->                the target: <!-- demo-run:start street -->)
     <!-- demo-figure:start NAME -->      results/figures/NAME.png, copied to docs/figures/NAME.png
     ...                                  (beside the README), and a link to the copy
     <!-- demo-figure:end -->
@@ -87,7 +90,13 @@ def newest_log(workdir: Path) -> Path | None:
     return logs[-1] if logs else None
 
 
-def record(results: Path, log: Path | None, repo: Path = REPO) -> dict[str, Any] | None:
+def record_name(target: str | None) -> str:
+    """The run record's file name for a config target (None: the whole run)."""
+    return RUN_RECORD if not target else f"demo_run-{target}.json"
+
+
+def record(results: Path, log: Path | None, repo: Path = REPO, target: str | None = None,
+           command: str = "make demo") -> dict[str, Any] | None:
     log = log or newest_log(Path.cwd())
     if log is None:
         print("readme_tables: no Snakemake log found; nothing recorded", file=sys.stderr)
@@ -96,11 +105,13 @@ def record(results: Path, log: Path | None, repo: Path = REPO) -> dict[str, Any]
     if run is None or not run["complete"]:
         print(f"readme_tables: {log} ran no complete workflow; previous record kept", file=sys.stderr)
         return None
-    run = {**run, "log": os.path.relpath(log, Path.cwd()), "lock_sha256": lock_sha256(repo)}
+    run = {**run, "log": os.path.relpath(log, Path.cwd()), "lock_sha256": lock_sha256(repo),
+           "target": target, "command": command}
     results.mkdir(parents=True, exist_ok=True)
-    tmp = results / f".{RUN_RECORD}.tmp"
+    name = record_name(target)
+    tmp = results / f".{name}.tmp"
     tmp.write_text(json.dumps(run, indent=1) + "\n")
-    os.replace(tmp, results / RUN_RECORD)
+    os.replace(tmp, results / name)
     return run
 
 
@@ -125,13 +136,14 @@ def table_block(results: Path, name: str | None) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def run_block(results: Path) -> str:
-    path = results / RUN_RECORD
+def run_block(results: Path, target: str | None = None) -> str:
+    path = results / record_name(target)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not there; run `make demo` (it records the run)")
     run = json.loads(path.read_text())
+    cmd = f"`{run.get('command') or 'make demo'}`"
     what = [f"{run['cores']} cores" if run.get("cores") else None,
-            f"`make demo`, {run['started'][:10]}" if run.get("started") else "`make demo`",
+            f"{cmd}, {run['started'][:10]}" if run.get("started") else cmd,
             f"lock `{run['lock_sha256'][:12]}`" if run.get("lock_sha256") else None]
     wall = format_duration(run["wall_s"]) if run.get("wall_s") is not None else "unknown time"
     out = [f"Measured on {', '.join(w for w in what if w)}: {run['jobs_done']} jobs in **{wall}**."]
@@ -171,7 +183,7 @@ def render_text(readme: str, results: Path) -> tuple[str, int, dict[Path, bytes]
             body, copy, data = figure_block(results, m.group("arg"))
             figures[copy] = data
         else:
-            body = run_block(results)
+            body = run_block(results, m.group("arg"))
         return m.group("start") + body + m.group("end")
 
     return BLOCK.sub(sub, readme), n, figures
@@ -215,13 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("record", help="results/demo_run.json from the newest Snakemake log")
     r.add_argument("--results", default="results", type=Path)
     r.add_argument("--log", type=Path)
+    r.add_argument("--target", help="the config target the run built (its own record file)")
+    r.add_argument("--command", default="make demo", help="what ran it, for the README")
     w = sub.add_parser("render", help="render results/ into README.md's marked blocks")
     w.add_argument("--results", default="results", type=Path)
     w.add_argument("--readme", default="README.md", type=Path)
     w.add_argument("--check", action="store_true", help="change nothing; exit 1 if out of date")
     a = ap.parse_args(argv)
     if a.cmd == "record":
-        record(a.results, a.log)
+        record(a.results, a.log, target=a.target, command=a.command)
         return 0
     try:
         return render(a.readme, a.results, a.check)

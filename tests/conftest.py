@@ -58,6 +58,8 @@ def street_only(config):
     for fig in config.get("figures", {}).values():
         if "datasets" in fig:
             fig["datasets"] = [d for d in fig["datasets"] if d == "demo"]
+    config["targets"] = {k: t for k, t in config.get("targets", {}).items()
+                         if set(t.get("tables", [])) <= set(config["tables"])}
     return config
 
 

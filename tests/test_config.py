@@ -42,6 +42,12 @@ def test_schema_errors_name_the_setting(demo_config, edit, message):
      "models.maskrcnn-demo: unknown preset 'tiny'"),
     (lambda c: c["models"]["maskrcnn-demo"].update({"pretrained": True}),
      "models.maskrcnn-demo: pretrained: true needs width: 1.0"),
+    (lambda c: c["targets"]["street"]["tables"].append("table9"),
+     "targets.street.tables: unknown table 'table9' (config has: table1, table3)"),
+    (lambda c: c["targets"]["closeup"].update({"figures": ["fig7"]}),
+     "targets.closeup.figures: unknown figure 'fig7'"),
+    (lambda c: c["targets"].update({"empty": {"description": "x"}}),
+     "targets.empty: names no table or figure"),
 ])
 def test_cross_reference_errors(demo_config, edit, message):
     edit(demo_config)

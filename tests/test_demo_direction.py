@@ -37,6 +37,7 @@ def test_street_and_closeup_orderings(tmp_path):
     for model in ("maskrcnn-demo", "keypointrcnn-demo"):  # 2/3 of the demo's training
         config["models"][model]["iterations"] = 400
     config["figures"] = {}
+    config["targets"] = {}  # the config's targets name its figures
     cfg = write_config(tmp_path / "direction.yaml", config)
     snakemake(tmp_path, configfile=cfg, timeout=1500)
 

@@ -299,6 +299,7 @@ def test_tiny_study_on_a_read_only_instance_only_dataset(tmp_path, readonly_data
     config["tables"] = {"table1": {**config["tables"]["table1"], "dataset": "mine",
                                    "variants": ["original", "body-maskout"]}}
     config["figures"] = {}
+    config["targets"] = {}  # the config's targets name its figures
     cfg = write_config(tmp_path / "mine.yaml", config)
     work = tmp_path / "work"
     snakemake(work, "results/tables/table1.md", configfile=cfg)

@@ -166,3 +166,26 @@ def test_incomplete_run_keeps_previous_record(rt, tmp_path):
     log.write_text(LOG.replace("17 of 17 steps (100%) done", ""))
     assert rt.record(results, log) is None
     assert not (results / "demo_run.json").exists()
+
+
+def test_a_target_has_its_own_record_and_block(rt, tmp_path, monkeypatch):
+    """`make demo` and `make demo-closeup` build two config targets: each run keeps its record,
+    and a named demo-run block renders that one, with the command that ran it."""
+    monkeypatch.chdir(tmp_path)
+    log = tmp_path / "x.snakemake.log"
+    log.write_text(LOG)
+    results = tmp_path / "results"
+    rt.record(results, log, target="street")
+    rt.record(results, log, target="closeup",
+              command="make demo-closeup")
+    assert json.loads((results / "demo_run-street.json").read_text())["command"] == "make demo"
+    assert not (results / "demo_run.json").exists()
+    readme = tmp_path / "R.md"
+    readme.write_text("<!-- demo-run:start street -->\n<!-- demo-run:end -->\n"
+                      "<!-- demo-run:start closeup -->\n<!-- demo-run:end -->\n")
+    assert rt.main(["render", "--results", str(results), "--readme", str(readme)]) == 0
+    street, closeup = readme.read_text().split("<!-- demo-run:start closeup -->")
+    assert "Measured on 2 cores, `make demo`, 2026-12-02" in street
+    assert "Measured on 2 cores, `make demo-closeup`, 2026-12-02" in closeup
+    readme.write_text("<!-- demo-run:start other -->\n<!-- demo-run:end -->\n")
+    assert rt.main(["render", "--results", str(results), "--readme", str(readme)]) == 1

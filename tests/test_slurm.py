@@ -111,6 +111,7 @@ def tiny(config):
     config["variants"] = {k: v for k, v in config["variants"].items() if k in keep}
     config["tables"]["table1"]["variants"] = keep
     config["figures"] = {}
+    config["targets"] = {}  # the config's targets name its figures
     config["seeds"] = [0]
     config["models"]["maskrcnn-demo"].update({"iterations": 2, "batch_size": 2})
     return config

@@ -137,6 +137,31 @@ def test_demo_default_target(demo_config, tmp_path):
     assert counts == expected
 
 
+def test_demo_targets_split_the_run_by_world(demo_config, tmp_path):
+    """`make demo` builds target street (table1 and the figures), `make demo-closeup` target
+    closeup (table3): together the jobs of the whole run, no training in both."""
+    cfg = write_config(tmp_path / "c.yaml", demo_config)
+    street = job_counts(snakemake(tmp_path, "-n", "street", configfile=cfg).stdout)
+    closeup = job_counts(snakemake(tmp_path, "-n", "closeup", configfile=cfg).stdout)
+    # the box-size figure draws both worlds: the close-up world is made and its training set
+    # prepared, nothing more of it
+    expected = expected_counts(demo_config, "table1")
+    expected.update({"demo_world": 2, "prepare": 3, "figure": len(demo_config["figures"]),
+                     "street": 1})
+    assert street == expected
+    assert closeup == {**expected_counts(demo_config, "table3"), "closeup": 1}
+    assert street["train"] + closeup["train"] == sum(
+        len(t["variants"]) * len(demo_config["seeds"]) for t in demo_config["tables"].values())
+
+
+def test_target_named_like_a_rule_is_refused(demo_config, tmp_path):
+    demo_config["targets"]["train"] = {"tables": ["table1"]}
+    cfg = write_config(tmp_path / "c.yaml", demo_config)
+    p = snakemake(tmp_path, "-n", "street", configfile=cfg, check=False)
+    assert p.returncode != 0
+    assert "targets.train: 'train' is the name of a rule of the workflow" in p.stdout + p.stderr
+
+
 def test_one_metrics_file_builds_only_its_chain(demo_config, tmp_path):
     cfg = write_config(tmp_path / "c.yaml", demo_config)
     p = snakemake(tmp_path, "-n", "results/demo/metrics/body-blur/maskrcnn-demo/seed1.json",

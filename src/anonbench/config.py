@@ -174,6 +174,7 @@ def check_config(config: dict[str, Any], *, check_roots: bool = True) -> None:
                                   f"model {t['model']} (arch {arch}) gives {', '.join(kinds)}")
         _check_metric_keys(config, name)
     _check_figures(config)
+    _check_targets(config)
     for name, f in config.get("figures", {}).items():
         if f["kind"] == "depth":  # its metric, read from every table's metrics files
             for t in f["tables"]:
@@ -268,6 +269,26 @@ def _check_figures(config: dict[str, Any]) -> None:
                 missing = [v for v in [baseline, *f["variants"]] if v not in tables[t]["variants"]]
                 if missing:
                     raise ConfigError(f"{where}: table {t} has no row {missing[0]!r}")
+
+
+def _check_targets(config: dict[str, Any]) -> None:
+    """Every table and figure a target names is in the config."""
+    for name, t in config.get("targets", {}).items():
+        if not (t.get("tables") or t.get("figures")):
+            raise ConfigError(f"targets.{name}: names no table or figure")
+        for kind in ("tables", "figures"):
+            known = config.get(kind, {})
+            for item in t.get(kind, []):
+                if item not in known:
+                    raise ConfigError(f"targets.{name}.{kind}: unknown {kind[:-1]} {item!r} "
+                                      f"(config has: {', '.join(known) or 'none'})")
+
+
+def target_files(config: dict[str, Any], name: str) -> list[str]:
+    """What target ``name`` builds: its tables' Markdown files and its figures."""
+    t = config["targets"][name]
+    return ([f"results/tables/{x}.md" for x in t.get("tables", [])]
+            + [f"results/figures/{x}.png" for x in t.get("figures", [])])
 
 
 def dataset_category_names(config: dict[str, Any], dataset: str) -> list[str] | None:
