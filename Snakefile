@@ -32,8 +32,10 @@ rule all:
 # the street world's table and figures only (what `make demo` runs).
 for _target in config["targets"]:
     if _target in {r.name for r in workflow.rules}:
-        raise WorkflowError(f"invalid config: targets.{_target}: {_target!r} is the name of a rule "
-                            "of the workflow; name the target otherwise")
+        raise WorkflowError(
+            f"invalid config: targets.{_target}: {_target!r} is the name of a rule "
+            "of the workflow; name the target otherwise"
+        )
 
     rule:
         name:
