@@ -39,13 +39,13 @@ import pytest
 #: sha256 pins for the locked environment (requirements/lock.txt). Update: see the module doc.
 PINS = {
     # numpy's Generator and OpenCV's drawing (cv2.fillPoly, ellipse, line, ... on uint8 arrays)
-    "render": "c12536ece83d59bd24e799d370dae207f924c0c8b8177397a253f985b51b1b91",
+    "render": "8f56103f9d7a44c19ea933068934113ece718f369aa36ae629aed90ff59775b9",
     # Pillow's JPEG encoder (quality 95) on the pixels above
-    "jpeg": "28430a783d62dc85bcca27b978e963b6152736dab6b718fb87f47f2ca7df1c08",
+    "jpeg": "3a6a8590a39f84dbb36535c2b6d05a8ee343d5cdcd75e8681b0fef86f1e01b97",
     # pycocotools' RLE of the masks, the json module's float repr
-    "annotations": "1cf525ca976ace944c427020445a3621a17615c21fbaed20b0bc2ec8f6ecf10b",
+    "annotations": "a6b41a061eccf4e26722b527ae29a2c6f12cb98303b50fe34f515e38515b237a",
     # torch / torchvision kernels on the CPU and pycocotools' COCOeval
-    "train": "7d25e4b1447187923920ba818c24465196d82e17675d9ec469ca33ca21cdb707",
+    "train": "2c2d409637ca077a713af2337041e6dc8fab0804e697d88194820dce66542d59",
 }
 
 #: the world: a few images, the demo's size and seed

@@ -4,8 +4,8 @@
 * ``amp: bf16``: ``torch.autocast`` with bfloat16 (fp32's exponent range: no loss scaling).
 * ``amp: fp16``: ``torch.autocast`` with float16 and a ``torch.amp.GradScaler``, whose state
   travels in the resume checkpoint.
-* ``channels_last``: the backbone's and RPN's (one-stage: the head's) 4-d weights, and so
-  their convolutions' outputs, in NHWC.
+* ``channels_last``: the 4-d weights of the backbone, the RPN and the mask / keypoint heads
+  (one-stage: the head), and so their convolutions' outputs, in NHWC.
 * ``cudnn_benchmark``: cuDNN picks conv algorithms by timing them (per input shape; GPU only).
 
 Losses are summed and checked in fp32 either way; autocast keeps reductions in fp32.
@@ -43,12 +43,24 @@ def prepare_model(model: nn.Module, device: torch.device, cfg: dict[str, Any]) -
         torch.backends.cudnn.benchmark = bool(cfg.get("cudnn_benchmark", False))
     model.to(device)
     if cfg.get("channels_last"):
-        # the backbone and the RPN hold nearly all the convolution work; the RoI heads stay
-        # NCHW (torchvision's keypoint loss views its heatmaps, which NHWC does not allow)
         for part in ("backbone", "rpn", "head"):
             if hasattr(model, part):
                 getattr(model, part).to(memory_format=torch.channels_last)
+        # the mask and keypoint heads' convolutions too: in NCHW on the CPU, the predictor's
+        # ConvTranspose2d and the 1x1 mask logits fall back to slow kernels (demo Keypoint R-CNN:
+        # 11 % of an iteration). The keypoint loss views its heatmaps (NHWC does not allow it),
+        # so the keypoint predictor hands them back contiguous.
+        heads = getattr(model, "roi_heads", None)
+        for part in ("mask_head", "mask_predictor", "keypoint_head", "keypoint_predictor"):
+            if getattr(heads, part, None) is not None:
+                getattr(heads, part).to(memory_format=torch.channels_last)
+        if getattr(heads, "keypoint_predictor", None) is not None:
+            heads.keypoint_predictor.register_forward_hook(_contiguous_output)
     return model
+
+
+def _contiguous_output(module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+    return output.contiguous()
 
 
 def describe(cfg: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """The demo worlds: deterministic generated scenes written as a COCO 2017 keypoints dataset.
 
 People are articulated figures drawn from a COCO-17 skeleton (torso, limbs, shoes, a head with
-hair and, when seen from the front, a face with two eyes and a mouth), of many sizes, poses,
+hair or a hat and, when seen from the front, a face with two eyes and a mouth), of many sizes, poses,
 shirt colours (any), trouser colours (a street palette) and skin tones; cars and bicycles are the
 other categories; near objects occlude far ones. Masks are the exact visible pixels (every object
 is drawn with the same primitives into an instance-id map, without anti-aliasing). Two styles:
@@ -13,10 +13,14 @@ is drawn with the same primitives into an instance-id map, without anti-aliasing
 - ``closeup`` (COCO-like): one to three large people (their heads in the frame, feet often
   not), 10 % seen from behind, a few small ones behind them, sometimes a bicycle or a car.
 
-Face keypoints, for a head of centre ``(cx, cy)`` and radius ``r``: eyes at ``(cx -+ 0.35 r,
-cy - 0.1 r)`` (left eye = the person's left = image right for a person facing the camera), nose
-at ``(cx, cy + 0.2 r)``, ears at ``(cx -+ r, cy)``. People seen from behind have no face drawn
-and their eyes and nose are not labelled (v = 0); their ears are.
+Heads are upright ellipses two thirds as wide as tall, with hair, or a hat or cap of any colour
+(a quarter of the people), and a face oval below the hairline. Face keypoints, for a head of
+centre ``(cx, cy)``, half-width ``a`` and half-height ``b``: eyes at ``(cx -+ 0.45 a, cy)`` (left
+eye = the person's left = image right for a person facing the camera), nose at
+``(cx, cy + 0.3 b)``, ears at ``(cx -+ a, cy + 0.1 b)``; so a WIDER-Face box from them (see
+:func:`anonbench.regions.face_box_from_keypoints`) covers the face and leaves the crown, as on a
+real head. People seen from behind have no face drawn and their eyes and nose are not labelled
+(v = 0); their ears are.
 
 Every image comes from its own ``numpy.random.default_rng((seed, split, index))``: the same seed
 gives byte-identical files, and image k does not depend on how many images a split has.
@@ -126,7 +130,12 @@ def _person(rng: np.random.Generator, fx: float, fy: float, height: float,
     shoes = tuple(int(v) for v in rng.integers(15, 60, 3))
     long_sleeves = rng.random() < 0.5
     lean = rng.uniform(-0.06, 0.06)
-    r = 0.075 * H
+    # the head: an upright ellipse two thirds as wide as tall (ears at its sides, eyes half-way
+    # down), so that a WIDER-Face box from the face keypoints leaves the crown above it, as on a
+    # real head; hair, or a hat or cap (any colour) on a quarter of the people
+    r, rw = 0.075 * H, 0.05 * H          # half-height, half-width
+    hat = _colour(rng) if rng.random() < 0.25 else None
+    brim = hat is not None and rng.random() < 0.5
     head = np.array([fx + lean * H, fy - 0.92 * H])
     neck = np.array([fx + lean * H * 0.8, fy - 0.80 * H])
     hip_c = np.array([fx + lean * H * 0.3, fy - 0.50 * H])
@@ -151,11 +160,11 @@ def _person(rng: np.random.Generator, fx: float, fy: float, height: float,
         kp[k] = kp[h_] + thigh * np.array([math.sin(a), math.cos(a)])
         kp[an] = kp[k] + shin * np.array([math.sin(b), math.cos(b)])
     if facing_back:
-        kp[3], kp[4] = head + [-r, 0], head + [r, 0]
+        kp[3], kp[4] = head + [-rw, 0.1 * r], head + [rw, 0.1 * r]
     else:
-        kp[1], kp[2] = head + [0.35 * r, -0.1 * r], head + [-0.35 * r, -0.1 * r]
-        kp[0] = head + [0, 0.2 * r]
-        kp[3], kp[4] = head + [r, 0], head + [-r, 0]
+        kp[1], kp[2] = head + [0.45 * rw, 0], head + [-0.45 * rw, 0]
+        kp[0] = head + [0, 0.3 * r]
+        kp[3], kp[4] = head + [rw, 0.1 * r], head + [-rw, 0.1 * r]
     limb = max(2, int(round(0.08 * H)))
     leg = max(2, int(round(0.1 * H)))
 
@@ -176,18 +185,37 @@ def _person(rng: np.random.Generator, fx: float, fy: float, height: float,
         for s, e, w_ in ((5, 7, 9), (6, 8, 10)):
             both(cv2.line, shirt, _pt(kp[s]), _pt(kp[e]), limb)
             both(cv2.line, shirt if long_sleeves else skin, _pt(kp[e]), _pt(kp[w_]), limb)
-        ri = max(1, int(round(r)))
-        both(cv2.line, skin, _pt(neck), _pt(head), max(1, int(round(0.6 * r))))
-        both(cv2.circle, skin, _pt(head), ri, -1)
-        if facing_back:
-            cv2.circle(img, _pt(head), ri, hair, -1, cv2.LINE_8)
-        else:
-            cv2.ellipse(img, _pt(head), (ri, ri), 0, 180, 360, hair, -1, cv2.LINE_8)
-            eye = max(1, int(round(0.15 * r)))
+        both(cv2.line, skin, _pt(neck), _pt(head), max(1, int(round(0.6 * rw))))
+        axes = (max(1, int(round(rw))), max(1, int(round(r))))
+        both(cv2.ellipse, skin, _pt(head), axes, 0, 0, 360, -1)
+        if brim:  # a cap's brim, wider than the head
+            both(cv2.line, hat, _pt(head + [-1.2 * rw, -0.4 * r]), _pt(head + [1.2 * rw, -0.4 * r]),
+                 max(1, int(round(0.15 * r))))
+        # hair, hat and face are painted inside the head's own pixels only (its mask is exact)
+        x0, y0 = max(0, int(head[0] - rw) - 2), max(0, int(head[1] - r) - 2)
+        x1 = min(img.shape[1], int(head[0] + rw) + 3)
+        y1 = min(img.shape[0], int(head[1] + r) + 3)
+        if x1 <= x0 or y1 <= y0:
+            return
+        crop = img[y0:y1, x0:x1].copy()
+        c = _pt(head - [x0, y0])
+        cv2.ellipse(crop, c, axes, 0, 0, 360, hair, -1, cv2.LINE_8)
+        if not facing_back:  # the face: a skin oval below the hairline
+            face_c = _pt(head - [x0, y0] + [0, 0.25 * r])
+            cv2.ellipse(crop, face_c, (max(1, int(round(0.85 * rw))), max(1, int(round(0.75 * r)))),
+                        0, 0, 360, skin, -1, cv2.LINE_8)
+            eye = max(1, int(round(0.2 * rw)))
             for p in (kp[1], kp[2]):
-                cv2.circle(img, _pt(p), eye, (25, 20, 20), -1, cv2.LINE_8)
-            m0, m1 = head + [-0.3 * r, 0.5 * r], head + [0.3 * r, 0.5 * r]
-            cv2.line(img, _pt(m0), _pt(m1), (150, 40, 50), max(1, int(round(0.1 * r))))
+                cv2.circle(crop, _pt(p - [x0, y0]), eye, (25, 20, 20), -1, cv2.LINE_8)
+            m0, m1 = head - [x0, y0] + [-0.35 * rw, 0.6 * r], head - [x0, y0] + [0.35 * rw, 0.6 * r]
+            cv2.line(crop, _pt(m0), _pt(m1), (150, 40, 50), max(1, int(round(0.1 * r))))
+        if hat is not None:  # covers the crown down to the forehead
+            top = np.zeros(crop.shape[:2], np.uint8)
+            cv2.ellipse(top, c, axes, 0, 0, 360, 1, -1, cv2.LINE_8)
+            top[max(0, int(round(head[1] - y0 - 0.4 * r))):] = 0
+            crop[top > 0] = hat
+        inside = label[y0:y1, x0:x1] == iid
+        img[y0:y1, x0:x1][inside] = crop[inside]
 
     return Obj("person", fy, draw, kp, not facing_back)
 

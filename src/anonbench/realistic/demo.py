@@ -34,7 +34,8 @@ from .crops import BODY_SIZE, FACE_HR_SIZE, FACE_SIZE
 HEAD, TORSO, UPPER_ARM, FOREARM, LEG, SHOES = range(6)
 # Half widths (fractions of the person's height) of each part's capsules, the demo world's
 # proportions (datasets.demo._person: legs 0.1 H thick, arms 0.08 H, the torso 0.17 H around the
-# neck-hip line, the neck 0.6 of the head radius 0.075 H).
+# neck-hip line; the head an upright ellipse of half-height 0.075 H and half-width 0.05 H, the neck
+# 0.6 of the head's half-width).
 PART_CAPSULES = {
     TORSO: [((17, 18), 0.085), ((5, 6), 0.04), ((11, 12), 0.04), ((5, 11), 0.04), ((6, 12), 0.04)],
     UPPER_ARM: [((5, 7), 0.04), ((6, 8), 0.04)],
@@ -42,8 +43,11 @@ PART_CAPSULES = {
     LEG: [((11, 13), 0.05), ((13, 15), 0.05), ((12, 14), 0.05), ((14, 16), 0.05)],
     SHOES: [((15, 15), 0.035), ((16, 16), 0.035)],  # a disc at each ankle
 }
-HEAD_RADIUS = 0.075
-NECK_HALF_WIDTH = 0.0225
+#: The part each body joint belongs to (COCO-17 indices; the ankles are the shoes' own discs).
+JOINT_PARTS = {TORSO: (5, 6, 11, 12), UPPER_ARM: (7, 8), FOREARM: (9, 10), LEG: (13, 14)}
+HEAD_RADIUS = 0.075       # half-height
+HEAD_HALF_WIDTH = 0.05
+NECK_HALF_WIDTH = 0.015
 # The standing figure drawn when no keypoint is visible: COCO-17 (x, y) in units of the height,
 # feet at y = 1, centred on x = 0 (the world's neutral pose).
 STANDING = [(0.0, 0.10), (0.026, 0.07), (-0.026, 0.07), (0.075, 0.08), (-0.075, 0.08),
@@ -97,10 +101,10 @@ class DemoGenerator(ConditionalGenerator):
     # -- latent ------------------------------------------------------------------------------
     def map(self, z: torch.Tensor) -> torch.Tensor:
         z = z * (z.square().mean(1, keepdim=True) + 1e-8).rsqrt()
-        return F.leaky_relu(z @ self.fc1, 0.2) @ self.fc2
+        return _rows_matmul(F.leaky_relu(_rows_matmul(z, self.fc1), 0.2), self.fc2)
 
     def params(self, w: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(w @ self.to_params + self.param_bias)
+        return torch.sigmoid(_rows_matmul(w, self.to_params) + self.param_bias)
 
     # -- synthesis ---------------------------------------------------------------------------
     def synthesize(self, batch: CropBatch, w: torch.Tensor) -> torch.Tensor:
@@ -204,35 +208,51 @@ class DemoGenerator(ConditionalGenerator):
         far = torch.full((n, h, w), 1e4, device=dev)
         dist = [far.clone() for _ in range(len(PART_CAPSULES) + 1)]
         half = torch.zeros(n, len(dist), 1, 1, device=dev)
+        joined = torch.zeros_like(vis)  # a visible joint that some drawn capsule ends at
         for part, capsules in PART_CAPSULES.items():
             for (a, b), hw in capsules:
                 ok = vis[:, a] & vis[:, b]
                 if not ok.any():
                     continue
+                joined[:, a] |= ok
+                joined[:, b] |= ok
                 d = _segment_distance(grid, pts[:, a], pts[:, b]) - hw * height[:, None, None]
                 dist[part] = torch.minimum(dist[part], torch.where(ok[:, None, None], d, far))
             half[:, part] = capsules[0][1]
-        # the head: a disc, and the neck (to the head centre), both skin
+        # a visible joint whose neighbours are all hidden (an elbow with its shoulder and wrist
+        # out of view) still gets its part: a disc of the part's half width
+        for part, joints in JOINT_PARTS.items():
+            for j in joints:
+                lone = vis[:, j] & ~joined[:, j]
+                if lone.any():
+                    d = (_length(grid[None] - pts[:, j, :, None, None])
+                         - PART_CAPSULES[part][0][1] * height[:, None, None])
+                    dist[part] = torch.minimum(dist[part], torch.where(lone[:, None, None], d, far))
+        # the head: an upright ellipse (distances measured with x stretched to make it a disc
+        # of radius r), and the neck (to the head centre), both skin
         r = HEAD_RADIUS * height[:, None, None]
-        disc = _length(grid[None] - head[:, :, None, None]) - r
+        a = HEAD_HALF_WIDTH * height[:, None, None]
+        off = grid[None] - head[:, :, None, None]
+        disc = _length(torch.stack([off[:, 0] * (HEAD_RADIUS / HEAD_HALF_WIDTH), off[:, 1]], 1)) - r
         neck = _segment_distance(grid, pts[:, 17], head) - NECK_HALF_WIDTH * height[:, None, None]
         neck = torch.where((vis[:, 17] & head_ok)[:, None, None], neck, far)
         dist[HEAD] = torch.where(head_ok[:, None, None], torch.minimum(disc, neck), far)
         dist = torch.stack(dist, 1)
         is_limb = torch.tensor([p in (UPPER_ARM, FOREARM, LEG) for p in range(len(half[0]))],
                                device=dev)[None, :, None, None]
-        # hair: the whole head seen from behind (no eye visible), else its top half
+        # hair: the whole head seen from behind (no eye visible), else above the face (whose
+        # top is half-way between the eyes and the crown)
         front = vis[:, 1] | vis[:, 2]
         dy = grid[1][None] - head[:, 1, None, None]
-        top = torch.sigmoid(-dy / SOFT)
+        top = torch.sigmoid(-(dy + 0.5 * r) / SOFT)
         hair = torch.where(front[:, None, None], top, torch.ones_like(top))[:, None]
         eye_r = (0.15 * r).clamp_min(0.6)
         eyes = torch.zeros(n, h, w, device=dev)
         for k in (1, 2):
             e = torch.sigmoid((eye_r - _length(grid[None] - pts[:, k, :, None, None])) / SOFT)
             eyes = torch.maximum(eyes, torch.where(vis[:, k, None, None], e, torch.zeros_like(e)))
-        m0 = head + torch.stack([-0.3 * r[:, 0, 0], 0.5 * r[:, 0, 0]], 1)
-        m1 = head + torch.stack([0.3 * r[:, 0, 0], 0.5 * r[:, 0, 0]], 1)
+        m0 = head + torch.stack([-0.35 * a[:, 0, 0], 0.6 * r[:, 0, 0]], 1)
+        m1 = head + torch.stack([0.35 * a[:, 0, 0], 0.6 * r[:, 0, 0]], 1)
         md = _segment_distance(grid, m0, m1)
         mouth = torch.sigmoid(((0.05 * r).clamp_min(0.5) - md) / SOFT)
         mouth = torch.where((front & head_ok)[:, None, None], mouth, torch.zeros_like(mouth))
@@ -292,6 +312,13 @@ def _segment_distance(grid: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> t
     return _length(ap - t[:, None] * ab)
 
 
+def _rows_matmul(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``x @ m`` one row at a time: a person's colours must not depend on how many crops share
+    its batch, and a batched matmul sums in another order than one row's (the last bit differs,
+    and a pixel one level)."""
+    return torch.cat([x[i:i + 1] @ m for i in range(x.shape[0])]) if x.shape[0] else x @ m
+
+
 def _length(v: torch.Tensor) -> torch.Tensor:
     """Euclidean length of (N, 2, ...) vectors along dim 1.  ``torch.hypot`` of the two
     components: ``Tensor.norm(dim=1)`` on CPU reduces over the strided dim about 150x slower
@@ -321,8 +348,9 @@ def _figure_height(pts: torch.Tensor, vis: torch.Tensor, mask: torch.Tensor, cro
 
 def _head_centre(pts: torch.Tensor, vis: torch.Tensor, height: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 2) the head's centre and (N,) whether there is one: between the ears, below the eyes,
-    above the nose, or above the neck on the hip-neck line (the world's proportions)."""
+    """(N, 2) the head's centre and (N,) whether there is one: a little above the ears, level
+    with the eyes, above the nose, or above the neck on the hip-neck line (the world's
+    proportions)."""
     r = HEAD_RADIUS * height[:, None]
     centre = torch.zeros_like(pts[:, 0])
     ok = torch.zeros_like(vis[:, 0])
@@ -330,9 +358,10 @@ def _head_centre(pts: torch.Tensor, vis: torch.Tensor, height: torch.Tensor
     eyes = vis[:, 1] & vis[:, 2]
     candidates = (
         (vis[:, 17] & vis[:, 18], neck_up),
-        (vis[:, 0], pts[:, 0] - r * torch.tensor([0.0, 0.2], device=pts.device)),
-        (eyes, (pts[:, 1] + pts[:, 2]) / 2 + r * torch.tensor([0.0, 0.1], device=pts.device)),
-        (vis[:, 3] & vis[:, 4], (pts[:, 3] + pts[:, 4]) / 2),
+        (vis[:, 0], pts[:, 0] - r * torch.tensor([0.0, 0.3], device=pts.device)),
+        (eyes, (pts[:, 1] + pts[:, 2]) / 2),
+        (vis[:, 3] & vis[:, 4], (pts[:, 3] + pts[:, 4]) / 2
+         - r * torch.tensor([0.0, 0.1], device=pts.device)),
     )
     for cond, c in candidates:  # the last that applies wins: the most direct evidence
         centre = torch.where(cond[:, None], c, centre)
