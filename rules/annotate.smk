@@ -15,6 +15,7 @@ rule faces:
         BASE_ENV
     resources:
         gpu=_faces_gpu,
+    priority: DATA_PRIORITY
     params:
         shard=lambda w: f"results/{w.dataset}/prepared/shards/{w.shard}.json",
         faces=lambda w: dataset_cfg(w)["faces"],

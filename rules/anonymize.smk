@@ -16,6 +16,7 @@ rule anonymize:
         BASE_ENV
     resources:
         gpu=0,
+    priority: DATA_PRIORITY
     params:
         shard=lambda w: f"results/{w.dataset}/prepared/shards/{w.shard}.json",
         variant=variant_cfg,
@@ -45,6 +46,7 @@ rule variant_manifest:
         "results/logs/variant_manifest/{dataset}_{variant}.log",
     conda:
         BASE_ENV
+    priority: DATA_PRIORITY
     params:
         variant=variant_cfg,
         n=lambda w: dataset_cfg(w)["shards"],

@@ -11,6 +11,7 @@ rule audit_shard:
         "results/logs/audit/{dataset}_{variant}_{shard}.log",
     conda:
         BASE_ENV
+    priority: DATA_PRIORITY
     params:
         shard=lambda w: f"results/{w.dataset}/prepared/shards/{w.shard}.json",
         variant=variant_cfg,

@@ -59,6 +59,7 @@ rule check_images:
         "results/logs/check_images/{dataset}_{shard}.log",
     conda:
         BASE_ENV
+    priority: DATA_PRIORITY
     params:
         shard=lambda w: f"results/{w.dataset}/prepared/shards/{w.shard}.json",
     script:
