@@ -161,3 +161,28 @@ def test_unknown_style_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="unknown demo world style 'beach'.*street, closeup"):
         demo.generate_world(tmp_path / "w", style="beach")
     assert not (tmp_path / "w").exists()
+
+
+def test_the_face_box_leaves_the_crown_and_covers_the_face():
+    """Heads as real heads: the WIDER-Face box from the face keypoints covers the face (eyes,
+    mouth) and leaves the top of the head above it, hair or hat, as on a real person; not the
+    whole head as a disc-shaped head under the same rule would."""
+    seen = 0
+    for k in range(40):
+        img, objs = demo.render_image(np.random.default_rng([0, 1, k]), 224, 160, "closeup")
+        for o in objs:
+            kp = o.get("keypoints")
+            if o["kind"] != "person" or kp is None or not (kp[1, 2] == 2 and kp[2, 2] == 2):
+                continue
+            box = face_box_from_keypoints(kp.ravel().tolist(), (224, 160))
+            x0, y0, x1, y1 = (int(round(v)) for v in box)
+            if x1 - x0 < 12 or y0 < 2:
+                continue
+            seen += 1
+            mask = o["mask"]
+            above = mask[:y0, x0:x1].any(axis=1)
+            crown = int(above[::-1].argmin()) if not above.all() else y0
+            assert crown >= 0.1 * (x1 - x0), (k, box)  # head pixels above the box
+            eyes = kp[1:3, :2].round().astype(int)
+            assert all(x0 <= x < x1 and y0 <= y < y1 for x, y in eyes)
+    assert seen >= 20
