@@ -1,9 +1,9 @@
 """The demo worlds: deterministic generated scenes written as a COCO 2017 keypoints dataset.
 
 People are articulated figures drawn from a COCO-17 skeleton (torso, limbs, shoes, a head with
-hair or a hat and, when seen from the front, a face with two eyes and a mouth), of many sizes, poses,
-shirt colours (any), trouser colours (a street palette) and skin tones; cars and bicycles are the
-other categories; near objects occlude far ones. Masks are the exact visible pixels (every object
+hair or a hat and, when seen from the front, a face with two eyes and a mouth), of many sizes,
+poses, shirt colours (any), trouser colours (a street palette) and skin tones; cars and bicycles
+are the other categories; near objects occlude far ones. Masks are the exact visible pixels (every object
 is drawn with the same primitives into an instance-id map, without anti-aliasing). Two styles:
 
 - ``street`` (Cityscapes / BDD100K-like): up to 10 people per image, most far away (most person
