@@ -11,11 +11,11 @@ rule faces:
         "results/{dataset}/faces/{shard}.json",
     log:
         "results/logs/faces/{dataset}_{shard}.log",
+    priority: DATA_PRIORITY
     conda:
         BASE_ENV
     resources:
         gpu=_faces_gpu,
-    priority: DATA_PRIORITY
     params:
         shard=lambda w: f"results/{w.dataset}/prepared/shards/{w.shard}.json",
         faces=lambda w: dataset_cfg(w)["faces"],

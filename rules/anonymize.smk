@@ -12,11 +12,11 @@ rule anonymize:
     wildcard_constraints:
         variant=_alternatives(v for v in config["variants"] if v not in _REALISTIC)
         or "(?!)",
+    priority: DATA_PRIORITY
     conda:
         BASE_ENV
     resources:
         gpu=0,
-    priority: DATA_PRIORITY
     params:
         shard=lambda w: f"results/{w.dataset}/prepared/shards/{w.shard}.json",
         variant=variant_cfg,
@@ -44,9 +44,9 @@ rule variant_manifest:
         "results/{dataset}/anonymized/{variant}/train.json",
     log:
         "results/logs/variant_manifest/{dataset}_{variant}.log",
+    priority: DATA_PRIORITY
     conda:
         BASE_ENV
-    priority: DATA_PRIORITY
     params:
         variant=variant_cfg,
         n=lambda w: dataset_cfg(w)["shards"],

@@ -9,9 +9,9 @@ rule audit_shard:
         "results/{dataset}/audit/{variant}/{shard}.json",
     log:
         "results/logs/audit/{dataset}_{variant}_{shard}.log",
+    priority: DATA_PRIORITY
     conda:
         BASE_ENV
-    priority: DATA_PRIORITY
     params:
         shard=lambda w: f"results/{w.dataset}/prepared/shards/{w.shard}.json",
         variant=variant_cfg,

@@ -57,9 +57,9 @@ rule check_images:
         "results/{dataset}/prepared/checked/{shard}.json",
     log:
         "results/logs/check_images/{dataset}_{shard}.log",
+    priority: DATA_PRIORITY
     conda:
         BASE_ENV
-    priority: DATA_PRIORITY
     params:
         shard=lambda w: f"results/{w.dataset}/prepared/shards/{w.shard}.json",
     script:
