@@ -259,3 +259,33 @@ def test_backend_registry():
     assert "torchvision" in available_backends()
     with pytest.raises(ValueError, match="torchvision"):
         get_backend("no-such-backend")
+
+
+@pytest.mark.parametrize("size", [(160, 256), (120, 200)])
+def test_the_transform_is_torchvisions_for_images_at_and_off_their_size(size):
+    """The demo model's transform skips the resize of an image already at its target size (a
+    copy at scale 1.0 in torchvision): images, boxes and masks are torchvision's to the bit, an
+    image of another size is resized as torchvision does, and training draws from torch's random
+    stream as torchvision does (the same seed trains the same model)."""
+    from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+    ours = tb.build_model({"preset": "demo"}, num_classes=3).transform
+    assert ours.min_size == (160,) and ours.max_size == 256
+    stock = GeneralizedRCNNTransform(ours.min_size, ours.max_size, ours.image_mean,
+                                     ours.image_std, size_divisible=ours.size_divisible)
+    g = torch.Generator().manual_seed(0)
+    h, w = size
+    masks = (torch.rand((2, h, w), generator=g) > 0.5).to(torch.uint8)
+    batch = ([torch.rand((3, h, w), generator=g)],
+             [{"boxes": torch.tensor([[3.2, 5.1, 40.7, 90.3], [10.0, 2.5, 99.9, 70.0]]),
+               "labels": torch.tensor([1, 2]), "masks": masks}])
+    out = []
+    for t in (stock, ours):
+        t.train()
+        torch.manual_seed(7)
+        images, targets = t([i.clone() for i in batch[0]], [dict(x) for x in batch[1]])
+        out.append((images.tensors, images.image_sizes, targets[0], torch.rand(3)))
+    assert torch.equal(out[0][0], out[1][0]) and out[0][1] == out[1][1]
+    for k in ("boxes", "labels", "masks"):
+        assert torch.equal(out[0][2][k], out[1][2][k]), k
+    assert torch.equal(out[0][3], out[1][3])  # the random stream after the transform
