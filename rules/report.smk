@@ -19,6 +19,9 @@ rule table:
         "results/logs/table/{table}.log",
     conda:
         BASE_ENV
+    # the image bootstrap's worker processes (config significance.threads; Snakemake gives a
+    # local run at most its --cores)
+    threads: config.get("significance", {}).get("threads", 4)
     params:
         table=lambda w: config["tables"][w.table],
         provenance=lambda w: anonbench_config.provenance(

@@ -8,4 +8,5 @@ with steps.logged(snakemake.log[0]):
     steps.table(snakemake.wildcards.table, snakemake.params.table, list(snakemake.input.metrics),
                 list(snakemake.input.audits),
                 snakemake.params.provenance, snakemake.output.md, snakemake.output.csv,
-                list(snakemake.input.perimage), snakemake.params.significance)
+                list(snakemake.input.perimage), snakemake.params.significance,
+                snakemake.threads)

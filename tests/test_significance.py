@@ -113,6 +113,19 @@ def test_weights_are_cocoeval_on_the_resampled_image_list(val):
         assert v == pytest.approx(want[k], abs=1e-9, nan_ok=True), k
 
 
+def test_a_few_keys_are_the_same_numbers_as_all_keys(val):
+    """Asked for some keys only, the accumulator works on the categories they read: the numbers
+    are those of the full accumulation, for any weights."""
+    per = {}
+    evaluate_coco(val, noisy_results(val, seed=2), ["bbox"], per_image=per)
+    acc = sig.Accumulator(per["bbox"])
+    w = np.asarray([2, 0, 1, 3, 1, 0, 1, 2], float)
+    full = acc.metrics(w)
+    for keys in (["bbox/AP_person"], ["bbox/AP_person", "bbox/AR10"], ["bbox/APs"],
+                 [k for k in full if k.startswith("bbox/AP_")]):
+        assert acc.metrics(w, keys) == {k: full[k] for k in keys}
+
+
 def test_per_image_data_is_compact(val):
     per = {}
     evaluate_coco(val, noisy_results(val), ["bbox", "segm"], per_image=per)

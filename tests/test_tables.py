@@ -137,3 +137,20 @@ def test_image_bootstrap_marks_a_difference_the_images_show():
     row = next(l for l in csv if l.startswith("shifted,AP,"))
     assert row.split(",")[-3:] == [f"{boot['low']:.4f}", f"{boot['high']:.4f}",
                                    f"{boot['p']:.4g}"]
+
+
+def test_the_image_bootstrap_in_worker_processes_gives_the_same_table():
+    """``workers`` only spreads the resamples over processes: every interval and p-value is
+    the one-process number, the baseline shared by the rows included."""
+    gt = _gt()
+    recs = [_run(gt, "original", s, 0) for s in (0, 1)]
+    recs += [_run(gt, "shifted", 0, 9), _run(gt, "shifted", 1, 10)]
+    recs += [_run(gt, "nudged", 0, 2), _run(gt, "nudged", 1, 3)]
+    table = _significance_table(["original", "shifted", "nudged"])
+    one = tables.build_rows(recs, table, significance={"resamples": 120, "seed": 1})
+    two = tables.build_rows(recs, table, significance={"resamples": 120, "seed": 1}, workers=2)
+    for r1, r2 in zip(one[1:], two[1:]):
+        for col in ("AP", "AP_person"):
+            assert r1["columns"][col]["images_test"] is not None
+            assert r2["columns"][col]["images_test"] == r1["columns"][col]["images_test"]
+    assert tables.render_csv(two) == tables.render_csv(one)

@@ -202,9 +202,10 @@ class Accumulator:
                 idx = order[s]
                 tp = ((d["det_tp"][idx][None, :] & self.bits[:, None]) > 0)
                 ig = ((d["det_ig"][idx][None, :] & self.bits[:, None]) > 0)
+                # true and false positives per threshold, stacked: one cumsum for both
                 self.groups[(int(k[s[0]]), int(a[s[0]]))] = {
                     "i": d["det_i"][idx], "rank": d["det_rank"][idx],
-                    "tp": (tp & ~ig).astype(float), "fp": (~tp & ~ig).astype(float)}
+                    "tpfp": np.concatenate([tp & ~ig, ~tp & ~ig]).astype(float)}
         self.gt: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         for key in {(int(x), int(y)) for x, y in zip(d["gt_k"], d["gt_a"])}:
             m = (d["gt_k"] == key[0]) & (d["gt_a"] == key[1])
@@ -218,14 +219,16 @@ class Accumulator:
             out.append(f"{self.iou}/AP_person")
         return out + [f"{self.iou}/AP_{n}" for n in self.d["cat_names"]]
 
-    def _pr(self, w: np.ndarray, a: int, m: int) -> tuple[np.ndarray, np.ndarray]:
-        """precision [T, R, K] and recall [T, K] at area ``a`` and maxDets index ``m``."""
+    def _pr(self, w: np.ndarray, a: int, m: int, cats: Iterable[int]
+            ) -> tuple[np.ndarray, np.ndarray]:
+        """precision [T, R, K] and recall [T, K] at area ``a`` and maxDets index ``m``, for the
+        categories ``cats`` (the others stay -1)."""
         R = len(self.d["rec_thrs"])
         prec = -np.ones((self.T, R, self.K))
         rec = -np.ones((self.T, self.K))
         max_det = self.max_dets[m]
         eps = np.spacing(1)
-        for k in range(self.K):
+        for k in cats:
             gi, gn = self.gt.get((k, a), (None, None))
             npig = float(np.dot(gn, w[gi])) if gi is not None else 0.0
             if npig == 0:
@@ -239,9 +242,8 @@ class Accumulator:
             if not sel.any():
                 prec[:, :, k], rec[:, k] = 0.0, 0.0
                 continue
-            wd = wd[sel]
-            tp = np.cumsum(g["tp"][:, sel] * wd, axis=1)
-            fp = np.cumsum(g["fp"][:, sel] * wd, axis=1)
+            tpfp = np.cumsum(g["tpfp"][:, sel] * wd[sel], axis=1)
+            tp, fp = tpfp[:self.T], tpfp[self.T:]
             rc = tp / npig
             pr = tp / (fp + tp + eps)
             env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
@@ -255,31 +257,38 @@ class Accumulator:
 
     def metrics(self, w: np.ndarray | None = None, keys: Iterable[str] | None = None
                 ) -> dict[str, float]:
-        """The metrics (percent, NaN where COCOeval gives -1) for image weights ``w``."""
+        """The metrics (percent, NaN where COCOeval gives -1) for image weights ``w``.
+
+        Only the categories the keys read are accumulated (``AP_person`` alone: the person
+        categories), the rest of COCOeval's precision array is never looked at."""
         w = np.ones(self.n_images) if w is None else np.asarray(w, float)
         keys = list(self.keys() if keys is None else keys)
-        cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-
-        def pr(a: int, m: int) -> tuple[np.ndarray, np.ndarray]:
-            if (a, m) not in cache:
-                cache[(a, m)] = self._pr(w, a, m)
-            return cache[(a, m)]
-
         thrs = self.d["iou_thrs"]
         last = len(self.max_dets) - 1
         names = list(self.d["cat_names"])
-        out = {}
+        every = list(range(self.K))
+        # per key: (area index, maxDets index, precision (0) or recall (1), thresholds, categories)
+        plan = {}
         for key in keys:
             stat = key.split("/", 1)[1]
             if stat.startswith("AP_"):
                 ks = (list(self.d["person_k"]) if stat == "AP_person"
                       else [names.index(stat[3:])])
-                s = pr(0, last)[0][:, :, ks]
+                plan[key] = (0, last, 0, None, ks)
             else:
                 ap, thr, area, m = _COCO_STATS[self.iou][stat]
-                s = pr(self.areas.index(area), m)[0 if ap else 1]
-                if thr is not None:
-                    s = s[np.flatnonzero(thr == thrs)]
+                plan[key] = (self.areas.index(area), m, 0 if ap else 1,
+                             None if thr is None else np.flatnonzero(thr == thrs), every)
+        need: dict[tuple[int, int], set[int]] = {}
+        for a, m, _, _, ks in plan.values():
+            need.setdefault((a, m), set()).update(int(k) for k in ks)
+        pr = {am: self._pr(w, *am, sorted(ks)) for am, ks in need.items()}
+        out = {}
+        for key, (a, m, which, t, ks) in plan.items():
+            s = pr[(a, m)][which]
+            s = s[..., ks] if which == 0 else s[:, ks]
+            if t is not None:
+                s = s[t]
             s = s[s > -1]
             out[key] = float(np.mean(s)) * 100.0 if s.size else float("nan")
         return out
@@ -299,27 +308,35 @@ def bootstrappable(data: dict[str, dict[str, np.ndarray]] | None) -> set[str]:
 def bootstrap_difference(runs: Sequence[Callable[[np.ndarray], np.ndarray]],
                          baseline: Sequence[Callable[[np.ndarray], np.ndarray]],
                          n_images: int, *, n_resamples: int = DEFAULT_RESAMPLES,
-                         seed: int = DEFAULT_SEED, confidence: float = CONFIDENCE
-                         ) -> list[dict[str, float]]:
+                         seed: int = DEFAULT_SEED, confidence: float = CONFIDENCE,
+                         pool: Pool | None = None) -> list[dict[str, float]]:
     """Paired bootstrap over images of ``mean(runs) - mean(baseline)``.
 
     Every element of ``runs`` / ``baseline`` maps image weights (length ``n_images``) to a
     vector of metrics (the same metrics for all). Returns per metric ``{"low", "high", "p"}``
     (percentile interval; two-sided p-value from the bootstrap distribution). The resamples
-    come from ``scipy.stats.bootstrap`` with ``seed``: the same for every call."""
+    come from ``scipy.stats.bootstrap`` with ``seed``: the same for every call.
+
+    ``pool``: :class:`Memo` runs re-accumulate their resamples in its worker processes, all runs
+    at once (the same numbers as without it)."""
     from scipy import stats
 
     def weights(idx: np.ndarray) -> np.ndarray:
         return np.bincount(idx.astype(np.int64), minlength=n_images).astype(float)
 
-    def diff(idx: np.ndarray) -> np.ndarray:
-        w = weights(idx)
-        return (np.mean([f(w) for f in runs], axis=0) - np.mean([f(w) for f in baseline], axis=0))
+    every = list(dict.fromkeys([*runs, *baseline]))
 
     def statistic(idx: np.ndarray, axis: int = -1) -> np.ndarray:
-        if idx.ndim == 1:
-            return diff(idx)
-        return np.stack([diff(row) for row in idx.reshape(-1, idx.shape[-1])], axis=-1)
+        rows = idx.reshape(-1, idx.shape[-1])
+        w = np.stack([weights(row) for row in rows])
+        # ask every run first (in the pool they run side by side), then collect
+        pending = {f: (f.submit(w, pool) if isinstance(f, Memo)
+                       else (lambda f=f: np.stack([f(x) for x in w]))) for f in every}
+        vals = {f: get() for f, get in pending.items()}
+        d = np.stack([np.mean([vals[f][i] for f in runs], axis=0)
+                      - np.mean([vals[f][i] for f in baseline], axis=0)
+                      for i in range(len(w))], axis=-1)
+        return d[:, 0] if idx.ndim == 1 else d
 
     res = stats.bootstrap((np.arange(n_images),), statistic, n_resamples=n_resamples,
                           confidence_level=confidence, method="percentile", vectorized=True,
@@ -347,13 +364,74 @@ class Memo:
     def __call__(self, w: np.ndarray) -> np.ndarray:
         h = w.tobytes()
         if h not in self.cache:
-            vals = {}
-            for iou, a in self.acc.items():
-                ks = [k for k in self.keys if k.startswith(f"{iou}/")]
-                if ks:
-                    vals.update(a.metrics(w, ks))
-            self.cache[h] = np.asarray([vals[k] for k in self.keys])
+            self.cache[h] = _metric_vector(self.acc, self.keys, w)
         return self.cache[h]
+
+    def submit(self, w: np.ndarray, pool: Pool | None) -> Callable[[], np.ndarray]:
+        """Start the metric vectors of the resamples ``w`` (one row of weights each) in
+        ``pool``; returns the function that waits for them (``[resample, metric]``)."""
+        todo = [i for i, row in enumerate(w) if row.tobytes() not in self.cache]
+        if pool is None or not todo:
+            return lambda: np.stack([self(row) for row in w])
+        data = {iou: a.d for iou, a in self.acc.items()}
+        futures = [(chunk, pool.executor.submit(_metric_vectors, data, self.keys, w[chunk]))
+                   for chunk in np.array_split(np.asarray(todo), pool.workers) if chunk.size]
+
+        def collect() -> np.ndarray:
+            for chunk, fut in futures:
+                for i, v in zip(chunk, fut.result()):
+                    self.cache[w[i].tobytes()] = v
+            return np.stack([self(row) for row in w])
+        return collect
+
+
+class Pool:
+    """Worker processes for the image bootstrap (``with Pool(4) as pool``).
+
+    Forked: a spawned worker would run the calling program's main module again (a Snakemake
+    ``script:`` has no ``__main__`` guard). The workers only run numpy on arrays they are sent.
+    Where there is no fork (Windows), :func:`make_pool` gives None: the bootstrap runs in one
+    process."""
+
+    def __init__(self, workers: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers = int(workers)
+        self.executor = ProcessPoolExecutor(self.workers,
+                                            mp_context=multiprocessing.get_context("fork"))
+
+    def __enter__(self) -> "Pool":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.executor.shutdown(cancel_futures=True)
+
+
+def make_pool(workers: int) -> Pool | None:
+    """A :class:`Pool` of ``workers`` processes; None for one worker or without fork."""
+    import multiprocessing
+
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return Pool(workers)
+
+
+def _metric_vector(acc: dict[str, Accumulator], keys: Sequence[str], w: np.ndarray
+                   ) -> np.ndarray:
+    vals = {}
+    for iou, a in acc.items():
+        ks = [k for k in keys if k.startswith(f"{iou}/")]
+        if ks:
+            vals.update(a.metrics(w, ks))
+    return np.asarray([vals[k] for k in keys])
+
+
+def _metric_vectors(data: dict[str, dict[str, np.ndarray]], keys: Sequence[str], w: np.ndarray
+                    ) -> list[np.ndarray]:
+    """In a worker: one run's metric vectors for the rows of ``w``."""
+    acc = {iou: Accumulator(d) for iou, d in data.items()}
+    return [_metric_vector(acc, keys, row) for row in w]
 
 
 def metric_iou(key: str) -> str:

@@ -228,10 +228,10 @@ def evaluate(checkpoint: str, val_manifest: str, model_cfg: dict[str, Any], reco
 
 def table(name: str, table_cfg: dict[str, Any], metrics_files: list[str], audit_files: list[str],
           provenance: str, out_md: str, out_csv: str, perimage_files: list[str] | None = None,
-          significance_cfg: dict[str, Any] | None = None) -> None:
+          significance_cfg: dict[str, Any] | None = None, threads: int = 1) -> None:
     records = tables.load_records(metrics_files, perimage_files)
     rows = tables.build_rows(records, {**table_cfg, "name": name},
-                             significance=significance_cfg or {})
+                             significance=significance_cfg or {}, workers=threads)
     audits = tables.load_audits(audit_files) if audit_files else None
     md = tables.render_markdown(name, table_cfg, rows, provenance, audits=audits,
                                 significance=significance_cfg)

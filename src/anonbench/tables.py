@@ -58,8 +58,8 @@ def significance_settings(cfg: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _image_bootstrap(runs: list[dict[str, Any]], base: list[dict[str, Any]],
-                     keys: list[str], settings: dict[str, Any],
-                     memo: dict[int, Any]) -> tuple[dict[str, dict[str, float]], str | None]:
+                     keys: list[str], settings: dict[str, Any], memo: dict[int, Any],
+                     pool: Any = None) -> tuple[dict[str, dict[str, float]], str | None]:
     """Paired image bootstrap of the row's keys that every run's per-image data can give;
     ``({key: {"low", "high", "p"}}, reason for the keys left out or None)``."""
     from . import significance as sig
@@ -95,16 +95,30 @@ def _image_bootstrap(runs: list[dict[str, Any]], base: list[dict[str, Any]],
 
     out = sig.bootstrap_difference([fn(r) for r in runs], [fn(r) for r in base], len(img_ids[0]),
                                    n_resamples=settings["resamples"], seed=settings["seed"],
-                                   confidence=settings["confidence"])
+                                   confidence=settings["confidence"], pool=pool)
     return dict(zip(boot, out)), reason
 
 
 def build_rows(records: list[dict[str, Any]], table: dict[str, Any],
-               significance: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+               significance: dict[str, Any] | None = None, workers: int = 1
+               ) -> list[dict[str, Any]]:
     """One row per variant of the table, in its order: per column mean, stderr, n, delta, and
     for every row but the baseline the tests of the difference: ``seeds`` (Welch) and
     ``images`` (paired bootstrap; None where not available, ``images_reason`` says why), each
-    ``{"low", "high", "p"}``."""
+    ``{"low", "high", "p"}``. ``workers`` > 1: the image bootstrap in that many processes (the
+    same numbers)."""
+    from .significance import make_pool
+
+    boot = any(r.get("_per_image", (None,))[0] is not None for r in records)
+    pool = make_pool(workers) if boot else None
+    if pool is None:
+        return _build_rows(records, table, significance, None)
+    with pool:
+        return _build_rows(records, table, significance, pool)
+
+
+def _build_rows(records: list[dict[str, Any]], table: dict[str, Any],
+                significance: dict[str, Any] | None, pool: Any) -> list[dict[str, Any]]:
     from . import significance as sig
 
     settings = significance_settings(significance)
@@ -136,7 +150,8 @@ def build_rows(records: list[dict[str, Any]], table: dict[str, Any],
         row = {"variant": variant, "columns": stats[variant]}
         is_base = variant == baseline or baseline not in stats
         images, reason = ({}, None) if is_base else _image_bootstrap(
-            runs_of[variant], runs_of[baseline], list(table["metrics"].values()), settings, memo)
+            runs_of[variant], runs_of[baseline], list(table["metrics"].values()), settings, memo,
+            pool)
         for col, c in row["columns"].items():
             base = stats.get(baseline, {}).get(col)
             c["delta"] = None if (is_base or base is None) else c["mean"] - base["mean"]
