@@ -6,6 +6,7 @@ results)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -111,9 +112,7 @@ def build_rows(records: list[dict[str, Any]], table: dict[str, Any],
 
     boot = any(r.get("_per_image", (None,))[0] is not None for r in records)
     pool = make_pool(workers) if boot else None
-    if pool is None:
-        return _build_rows(records, table, significance, None)
-    with pool:
+    with pool if pool is not None else contextlib.nullcontext():
         return _build_rows(records, table, significance, pool)
 
 
