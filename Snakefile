@@ -29,7 +29,7 @@ rule all:
 
 
 # Named parts of the run (config `targets`): `snakemake --profile profiles/local street` builds
-# the street world's table and figures only (what `make demo` runs).
+# the street world's table and figures only (what `make demo-street` runs; `make demo` runs all).
 for _target in config["targets"]:
     if _target in {r.name for r in workflow.rules}:
         raise WorkflowError(
