@@ -7,7 +7,7 @@ the val set with the workflow's own steps, and prints per run: training seconds,
 segm/box AP_person, keypoint AP, and the headline metric (segm AP_person; keypoint AP for a
 keypoint_rcnn ``--model``) per minute of training::
 
-    python benchmarks/bench_demo_ap.py                                 # 600 iterations, seed 0
+    python benchmarks/bench_demo_ap.py                                 # config.yaml's iterations, seed 0
     python benchmarks/bench_demo_ap.py --iterations 600 1200 2400 --set lr=0.002
     python benchmarks/bench_demo_ap.py --style closeup --model keypointrcnn-demo --width 224
 """
@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from anonbench import steps
+from anonbench.backends.torchvision_config import resolve_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,7 +38,8 @@ def _silent():
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iterations", type=int, nargs="+", default=[600])
+    ap.add_argument("--iterations", type=int, nargs="+",
+                    help="default: the model's iterations in config.yaml (or its preset's)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="model keys (torchvision backend), e.g. lr=0.002 batch_size=4")
@@ -55,6 +57,8 @@ def main() -> None:
     for kv in args.set:
         key, _, value = kv.partition("=")
         model[key] = yaml.safe_load(value)
+    if not args.iterations:
+        args.iterations = [resolve_config(model)["iterations"]]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         with _silent():
