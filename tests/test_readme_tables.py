@@ -169,8 +169,8 @@ def test_incomplete_run_keeps_previous_record(rt, tmp_path):
 
 
 def test_a_target_has_its_own_record_and_block(rt, tmp_path, monkeypatch):
-    """`make demo` and `make demo-closeup` build two config targets: each run keeps its record,
-    and a named demo-run block renders that one, with the command that ran it."""
+    """`make demo-street` and `make demo-closeup` build two config targets: each run keeps its
+    record, and a named demo-run block renders that one, with the command that ran it."""
     monkeypatch.chdir(tmp_path)
     log = tmp_path / "x.snakemake.log"
     log.write_text(LOG)

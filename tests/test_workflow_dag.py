@@ -138,8 +138,9 @@ def test_demo_default_target(demo_config, tmp_path):
 
 
 def test_demo_targets_split_the_run_by_world(demo_config, tmp_path):
-    """`make demo` builds target street (table1 and the figures), `make demo-closeup` target
-    closeup (table3): together the jobs of the whole run, no training in both."""
+    """`make demo-street` builds target street (table1 and the figures), `make demo-closeup`
+    target closeup (table3): together the jobs of the whole run (`make demo`), no training in
+    both."""
     cfg = write_config(tmp_path / "c.yaml", demo_config)
     street = job_counts(snakemake(tmp_path, "-n", "street", configfile=cfg).stdout)
     closeup = job_counts(snakemake(tmp_path, "-n", "closeup", configfile=cfg).stdout)
