@@ -32,10 +32,6 @@ TINY = {
     "batch_size": 2,
     "warmup_iters": 2,
     "log_every": 2,
-    # NCHW: at this width (8-channel stem) the preset's channels_last backbone segfaults in
-    # backward on a 2-core AMD EPYC (AVX512) with torch 2.14.1 (not at the preset's 0.25; see
-    # the open issue); these tests are about boxes-only training, not the memory format
-    "channels_last": False,
 }
 LOSSES = {"retinanet": {"classification", "bbox_regression"},
           "fcos": {"classification", "bbox_regression", "bbox_ctrness"}}

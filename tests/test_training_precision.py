@@ -4,6 +4,8 @@ GradScaler), ``channels_last``, ``cudnn_benchmark``, and the data-wait share in 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -91,3 +93,34 @@ def test_schema_amp_values(value, ok):
     assert (err is None) == ok, err
     if not ok:
         assert "amp" in err
+
+
+# A 160x256 batch of 2 through a width-0.125 ResNet-18 (8-channel stem): its first downsample
+# shortcut is a strided 1x1 convolution on 8 channels, whose NHWC backward_weights corrupts the
+# heap in oneDNN 3.12 (AVX-512 and AVX2 kernels). A subprocess, so that a crash fails the test.
+_ONEDNN_1X1 = """
+import torch
+from anonbench.backends import torchvision_backend as tb
+from anonbench.backends.precision import prepare_model
+from anonbench.backends.torchvision_config import resolve_config
+torch.set_num_threads(1)
+torch.manual_seed(0)
+cfg = resolve_config({"preset": "demo_onestage", "width": 0.125, "fpn_channels": 16})
+assert cfg["channels_last"]
+model = prepare_model(tb.build_model(cfg, 3), torch.device("cpu"), cfg).train()
+box = {"boxes": torch.tensor([[10.0, 20, 50, 90]]), "labels": torch.tensor([1])}
+for _ in range(3):
+    losses = model([torch.rand(3, 160, 256) for _ in range(2)], [box, box])
+    sum(losses.values()).backward()
+shortcut = model.backbone.body.layer2[0].downsample[0]
+print(shortcut.in_channels, tuple(shortcut.weight.stride()),
+      model.backbone.body.layer2[0].conv1.weight.is_contiguous(memory_format=torch.channels_last))
+"""
+
+
+def test_channels_last_survives_onednn_strided_1x1_bug():
+    r = subprocess.run([sys.executable, "-c", _ONEDNN_1X1], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    # the shortcut stays NCHW (8 input channels), the 3x3 convolutions beside it NHWC
+    assert r.stdout.split() == ["8", "(8,", "1,", "1,", "1)", "True"]

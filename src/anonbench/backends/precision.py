@@ -5,7 +5,8 @@
 * ``amp: fp16``: ``torch.autocast`` with float16 and a ``torch.amp.GradScaler``, whose state
   travels in the resume checkpoint.
 * ``channels_last``: the 4-d weights of the backbone, the RPN and the mask / keypoint heads
-  (one-stage: the head), and so their convolutions' outputs, in NHWC.
+  (one-stage: the head), and so their convolutions' outputs, in NHWC; on the CPU, strided 1x1
+  convolutions with fewer than 16 input channels stay NCHW (a oneDNN bug, below).
 * ``cudnn_benchmark``: cuDNN picks conv algorithms by timing them (per input shape; GPU only).
 
 Losses are summed and checked in fp32 either way; autocast keeps reductions in fp32.
@@ -60,7 +61,33 @@ def prepare_model(model: nn.Module, device: torch.device, cfg: dict[str, Any]) -
             # once: device_bench prepares the same model again for every row
             kp.register_forward_hook(_contiguous_output)
             kp._anonbench_contiguous = True
+        if device.type == "cpu":
+            _nchw_strided_1x1(model)
     return model
+
+
+# oneDNN's strided 1x1 convolution writes past its workspace in backward_weights when the
+# source is NHWC and has fewer input channels than the kernel's channel block (16 with AVX-512,
+# 8 with AVX2): heap corruption, a segfault or abort in ``loss.backward()`` (oneDNN 3.12 in
+# torch 2.14; uxlfoundation/oneDNN#6035, open). In a ResNet below width 0.1875 the first
+# downsample shortcut is such a convolution; it runs in NCHW instead.
+_ONEDNN_1X1_MIN_CHANNELS = 16
+
+
+def _nchw_strided_1x1(model: nn.Module) -> None:
+    """Keep strided 1x1 convolutions with few input channels in NCHW (weights and input)."""
+    for m in model.modules():
+        if (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1)
+                and m.in_channels < _ONEDNN_1X1_MIN_CHANNELS):
+            # a 1x1 weight is "contiguous" in both formats: .contiguous() would keep NHWC strides
+            m.weight.data = m.weight.data.clone(memory_format=torch.contiguous_format)
+            if not getattr(m, "_anonbench_nchw", False):
+                m.register_forward_pre_hook(_contiguous_input)
+                m._anonbench_nchw = True
+
+
+def _contiguous_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (args[0].contiguous(),) + tuple(args[1:])
 
 
 def _contiguous_output(module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
