@@ -23,9 +23,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..datasets.demo import SKIN, TROUSERS
 from .base import ConditionalGenerator, CropBatch, register
 from .crops import BODY_SIZE, FACE_HR_SIZE, FACE_SIZE
 
@@ -55,21 +57,34 @@ STANDING = [(0.0, 0.10), (0.026, 0.07), (-0.026, 0.07), (0.075, 0.08), (-0.075, 
             (-0.15, 0.52), (0.085, 0.50), (-0.085, 0.50), (0.09, 0.74), (-0.09, 0.74),
             (0.09, 0.99), (-0.09, 0.99)]
 SOFT = 0.75  # edge softness of the drawn figure, pixels
-BODY_PARAMS = 3 * 4 + 3   # skin, hair, shirt, trousers; sleeve length, shading, limb thickness
+BODY_PARAMS = 3 * 4 + 3   # skin, hair, shirt, trousers & shoes; sleeve length, shading, limb thickness
 FACE_PARAMS = 3 * 4 + 1   # skin, hair, eyes, mouth; hair line
 #: Skin colours lie between these two tones (RGB in [0, 1]).
-SKIN_LIGHT = (1.0, 0.88, 0.77)
-SKIN_DARK = (0.36, 0.23, 0.12)
+#: Sampled latents the appearance parameters are standardised on (see ``DemoGenerator``).
+CALIBRATION_SAMPLES = 4096
+
+
+def _palette(palette: np.ndarray, t: torch.Tensor, sharpness: float = 0.0) -> torch.Tensor:
+    """(N, 3) colours [0, 1] along ``palette`` (K, 3; 0-255) at ``t`` (N, 1) in [0, 1]: linear
+    between neighbouring entries, or (``sharpness`` > 0) a soft pick of one entry (K equal
+    bins of ``t``). Differentiable in ``t``."""
+    colours = torch.as_tensor(palette / 255.0, dtype=t.dtype, device=t.device)
+    k = len(colours)
+    if sharpness > 0:
+        centres = (torch.arange(k, dtype=t.dtype, device=t.device) + 0.5) / k
+        weight = torch.softmax(-sharpness * ((t - centres) * k).square(), dim=1)
+    else:
+        pos = t * (k - 1)
+        weight = (1 - (pos - torch.arange(k, dtype=t.dtype, device=t.device)).abs()).clamp_min(0)
+    return weight @ colours
 
 
 def _colours(p: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Four (N, 3, 1, 1) colours from the first 12 parameters: a skin tone (tone, brightness),
-    a darker hair colour, and two free colours."""
-    light = torch.tensor(SKIN_LIGHT, device=p.device)
-    dark = torch.tensor(SKIN_DARK, device=p.device)
-    tone, bright = p[:, 0:1], p[:, 1:2]
-    skin = (light + tone * (dark - light)) * (0.9 + 0.15 * bright)
-    hair = p[:, 3:6] * 0.5
+    """Four (N, 3, 1, 1) colours from the first 12 parameters, in the demo world's ranges
+    (``datasets.demo``): a skin tone along the world's skin palette (tone, brightness x 0.9 ..
+    1.05), a dark hair colour (10-120 per channel), and two free colours (0-1)."""
+    skin = _palette(SKIN, p[:, 0:1]) * (0.9 + 0.15 * p[:, 1:2])
+    hair = (10 + 110 * p[:, 3:6]) / 255
     return tuple(c[:, :, None, None] for c in (skin, hair, p[:, 6:9], p[:, 9:12]))
 
 
@@ -87,10 +102,22 @@ class DemoGenerator(ConditionalGenerator):
         gen = torch.Generator().manual_seed(1000 * seed + {"body": 1, "face": 2, "face_hr": 2}[kind])
         hidden = 64
         n_params = BODY_PARAMS if kind == "body" else FACE_PARAMS
+        if n_params > w_dim:
+            raise ValueError(f"w_dim={w_dim}: needs at least {n_params} (one per appearance parameter)")
         self.register_buffer("fc1", _seeded((z_dim, hidden), gen, 1 / math.sqrt(z_dim)))
         self.register_buffer("fc2", _seeded((hidden, w_dim), gen, 1 / math.sqrt(hidden)))
-        self.register_buffer("to_params", _seeded((w_dim, n_params), gen, 2.0 / math.sqrt(w_dim)))
-        self.register_buffer("param_bias", _seeded((n_params,), gen, 0.5))
+        # the appearance parameters: n_params directions of w, whitened over sampled latents so
+        # that, under the latent prior, each is about uniform on (0, 1) and independent of the
+        # others (a random projection alone skews and correlates the colours: the figures of a
+        # world drawn from one mean colour, a purple one for seed 0)
+        with torch.no_grad():
+            w = self.map(_seeded((CALIBRATION_SAMPLES, z_dim), gen, 1.0))
+            mean = w.mean(0)
+            vals, vecs = torch.linalg.eigh(torch.cov((w - mean).T))
+            whiten = vecs @ torch.diag(vals.clamp_min(1e-8).rsqrt()) @ vecs.T
+            directions, _ = torch.linalg.qr(_seeded((w_dim, n_params), gen, 1.0))  # orthonormal
+        self.register_buffer("w_mean", mean)
+        self.register_buffer("to_params", whiten @ directions)
         h, w = self.imsize
         ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32) + 0.5,
                                 torch.arange(w, dtype=torch.float32) + 0.5, indexing="ij")
@@ -104,7 +131,8 @@ class DemoGenerator(ConditionalGenerator):
         return _rows_matmul(F.leaky_relu(_rows_matmul(z, self.fc1), 0.2), self.fc2)
 
     def params(self, w: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(_rows_matmul(w, self.to_params) + self.param_bias)
+        """(N, n_params) in (0, 1): sigmoid(1.702 x) is within 0.01 of the normal CDF."""
+        return torch.sigmoid(1.702 * _rows_matmul(w - self.w_mean, self.to_params))
 
     # -- synthesis ---------------------------------------------------------------------------
     def synthesize(self, batch: CropBatch, w: torch.Tensor) -> torch.Tensor:
@@ -133,9 +161,13 @@ class DemoGenerator(ConditionalGenerator):
     def _body(self, layout: dict[str, torch.Tensor], p: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor]:
         """(colour, alpha) of the figure for appearance parameters ``p``."""
-        skin, hair, shirt, trousers = _colours(p)
-        trousers = 0.1 + 0.5 * trousers  # the world's trouser palette: dark to mid tones
-        shoes = 0.06 + 0.16 * trousers
+        skin, hair, shirt, legs = _colours(p)
+        # the world's clothes: a shirt of any colour (20-235 per channel), trousers from its
+        # narrow palette (a soft pick, brightness x 0.9 .. 1.1), dark shoes (15-60)
+        shirt = (20 + 215 * shirt) / 255
+        trousers = (_palette(TROUSERS, legs[:, 0, 0, 0, None], sharpness=4.0)
+                    * (0.9 + 0.2 * legs[:, 1, 0, 0, None]))[:, :, None, None]
+        shoes = ((15 + 45 * legs[:, 2:3]) / 255).expand(-1, 3, -1, -1)
         sleeve, shade = p[:, 12, None, None, None], p[:, 13, None, None, None]
         thick = 0.8 + 0.4 * p[:, 14, None, None, None]  # limb thickness, x 0.8 .. 1.2
         height = layout["height"]
