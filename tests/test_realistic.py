@@ -274,7 +274,8 @@ def test_demo_body_generator_draws_a_new_figure_from_the_keypoints(body_batch):
     x = G.synthesize(batch, w)
     # the person's own silhouette is not an input: any `person` mask, the same output
     for person in (torch.zeros_like(batch.mask), torch.ones_like(batch.mask)):
-        other = CropBatch(batch.condition, batch.mask, person, batch.keypoints, batch.joint_map)
+        other = CropBatch(batch.condition, batch.mask, person, batch.keypoints, batch.joint_map,
+                          scale=batch.scale)
         torch.testing.assert_close(G.synthesize(other, w), x)
     # the figure covers its skeleton's visible joints (the ears lie on the head's edge) and
     # leaves the far generate region to the background fill

@@ -37,6 +37,8 @@ class CropBatch:
     ``person``: (N, 1, H, W) float, 1 = the undilated person (bodies; None for faces).
     ``keypoints``: (N, 17, 3) float, x and y in [0, 1] of the crop, v in {0, 1} (bodies).
     ``joint_map``: (N, 1, H, W) long, limb labels 0..6 (bodies).
+    ``scale``: (N,) float, crop pixels per image pixel (the crop's height over its box's height
+    in the image): how coarse the person is in the image.
     ``cache``: a generator may keep work that does not depend on w here, for the repeated calls
     of latent optimisation on the same batch.
     """
@@ -46,6 +48,7 @@ class CropBatch:
     person: torch.Tensor | None = None
     keypoints: torch.Tensor | None = None
     joint_map: torch.Tensor | None = None
+    scale: torch.Tensor | None = None
     cache: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:

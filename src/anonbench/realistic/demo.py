@@ -57,6 +57,11 @@ STANDING = [(0.0, 0.10), (0.026, 0.07), (-0.026, 0.07), (0.075, 0.08), (-0.075, 
             (-0.15, 0.52), (0.085, 0.50), (-0.085, 0.50), (0.09, 0.74), (-0.09, 0.74),
             (0.09, 0.99), (-0.09, 0.99)]
 SOFT = 0.75  # edge softness of the drawn figure, pixels
+#: The narrowest half width of a limb, the torso, a shoe or the head, in image pixels: the world
+#: draws every line at least 2 px thick (``datasets.demo``: ``max(2, round(0.08 H))`` for an arm),
+#: so a far person is stockier than its proportions (a 15 px tall person's arms are 0.13 H
+#: thick, not 0.08 H). The neck: half of it.
+MIN_HALF_WIDTH = 1.0
 BODY_PARAMS = 3 * 4 + 3   # skin, hair, shirt, trousers & shoes; sleeve length, shading, limb thickness
 FACE_PARAMS = 3 * 4 + 1   # skin, hair, eyes, mouth; hair line
 #: Skin colours lie between these two tones (RGB in [0, 1]).
@@ -235,6 +240,15 @@ class DemoGenerator(ConditionalGenerator):
         pts, vis = self._points(kp)
         height = _figure_height(pts, vis, batch.mask, self.imsize[0])  # (N,)
         head, head_ok = _head_centre(pts, vis, height)
+        # crop pixels per image pixel (1 where the pipeline does not say)
+        scale = (batch.scale.to(dev) if batch.scale is not None
+                 else torch.ones(n, device=dev))[:, None, None]
+
+        def half_width(fraction: float, least: float = MIN_HALF_WIDTH) -> torch.Tensor:
+            """(N, 1, 1) a part's half width in crop pixels: ``fraction`` of the height, at
+            least ``least`` image pixels."""
+            return torch.maximum(fraction * height[:, None, None], least * scale)
+
         grid = self.grid.to(dev)
         h, w = self.imsize
         far = torch.full((n, h, w), 1e4, device=dev)
@@ -248,7 +262,7 @@ class DemoGenerator(ConditionalGenerator):
                     continue
                 joined[:, a] |= ok
                 joined[:, b] |= ok
-                d = _segment_distance(grid, pts[:, a], pts[:, b]) - hw * height[:, None, None]
+                d = _segment_distance(grid, pts[:, a], pts[:, b]) - half_width(hw)
                 dist[part] = torch.minimum(dist[part], torch.where(ok[:, None, None], d, far))
             half[:, part] = capsules[0][1]
         # a visible joint whose neighbours are all hidden (an elbow with its shoulder and wrist
@@ -258,15 +272,15 @@ class DemoGenerator(ConditionalGenerator):
                 lone = vis[:, j] & ~joined[:, j]
                 if lone.any():
                     d = (_length(grid[None] - pts[:, j, :, None, None])
-                         - PART_CAPSULES[part][0][1] * height[:, None, None])
+                         - half_width(PART_CAPSULES[part][0][1]))
                     dist[part] = torch.minimum(dist[part], torch.where(lone[:, None, None], d, far))
         # the head: an upright ellipse (distances measured with x stretched to make it a disc
         # of radius r), and the neck (to the head centre), both skin
-        r = HEAD_RADIUS * height[:, None, None]
-        a = HEAD_HALF_WIDTH * height[:, None, None]
+        r = half_width(HEAD_RADIUS)
+        a = half_width(HEAD_HALF_WIDTH)
         off = grid[None] - head[:, :, None, None]
-        disc = _length(torch.stack([off[:, 0] * (HEAD_RADIUS / HEAD_HALF_WIDTH), off[:, 1]], 1)) - r
-        neck = _segment_distance(grid, pts[:, 17], head) - NECK_HALF_WIDTH * height[:, None, None]
+        disc = _length(torch.stack([off[:, 0] * (r / a), off[:, 1]], 1)) - r
+        neck = _segment_distance(grid, pts[:, 17], head) - half_width(NECK_HALF_WIDTH, 0.5)
         neck = torch.where((vis[:, 17] & head_ok)[:, None, None], neck, far)
         dist[HEAD] = torch.where(head_ok[:, None, None], torch.minimum(disc, neck), far)
         dist = torch.stack(dist, 1)

@@ -161,6 +161,7 @@ class _Prepared:
     person: np.ndarray   # bool (H, W): the person (bodies) or the generate mask (faces)
     keypoints: np.ndarray | None
     joint_map: np.ndarray | None
+    scale: float         # crop pixels per image pixel
 
 
 def prepare_crop(blanked: np.ndarray, region_mask: np.ndarray, inst: Instance,
@@ -179,14 +180,15 @@ def prepare_crop(blanked: np.ndarray, region_mask: np.ndarray, inst: Instance,
         generate |= crops.dilate(person, crops.body_dilation_radius(size)) & valid
         kp = crops.normalise_keypoints(inst.keypoints, inst.box)
         jm = crops.joint_map(kp, size)
-    return _Prepared(crop, ~generate, valid, person, kp, jm)
+    return _Prepared(crop, ~generate, valid, person, kp, jm, size[0] / (inst.box[3] - inst.box[1]))
 
 
 def _crop_batch(prep: list[_Prepared], device: torch.device) -> CropBatch:
     img = torch.from_numpy(np.stack([p.crop for p in prep])).permute(0, 3, 1, 2).float()
     keep = torch.from_numpy(np.stack([p.keep for p in prep]))[:, None].float()
     cond = (img / 127.5 - 1) * keep
-    batch = CropBatch(cond.to(device), keep.to(device))
+    scale = torch.tensor([p.scale for p in prep], dtype=torch.float32)
+    batch = CropBatch(cond.to(device), keep.to(device), scale=scale.to(device))
     if prep[0].keypoints is not None:
         batch.person = torch.from_numpy(np.stack([p.person for p in prep]))[:, None].float().to(
             device)
