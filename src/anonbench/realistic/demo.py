@@ -32,8 +32,10 @@ from .base import ConditionalGenerator, CropBatch, register
 from .crops import BODY_SIZE, FACE_HR_SIZE, FACE_SIZE
 
 # Body parts (index into the part colour list); skeleton points are COCO-17 indices, 17 = neck,
-# 18 = mid hip.
+# 18 = mid hip, 19 and 20 the left and right toe.
 HEAD, TORSO, UPPER_ARM, FOREARM, LEG, SHOES = range(6)
+#: The order the world paints a person's parts in (``datasets.demo._person``), back to front.
+PAINT_ORDER = (LEG, SHOES, TORSO, UPPER_ARM, FOREARM, HEAD)
 # Half widths (fractions of the person's height) of each part's capsules, the demo world's
 # proportions (datasets.demo._person: legs 0.1 H thick, arms 0.08 H, the torso 0.17 H around the
 # neck-hip line; the head an upright ellipse of half-height 0.075 H and half-width 0.05 H, the neck
@@ -43,7 +45,7 @@ PART_CAPSULES = {
     UPPER_ARM: [((5, 7), 0.04), ((6, 8), 0.04)],
     FOREARM: [((7, 9), 0.04), ((8, 10), 0.04)],
     LEG: [((11, 13), 0.05), ((13, 15), 0.05), ((12, 14), 0.05), ((14, 16), 0.05)],
-    SHOES: [((15, 15), 0.035), ((16, 16), 0.035)],  # a disc at each ankle
+    SHOES: [((15, 19), 0.035), ((16, 20), 0.035)],  # ankle to toe
 }
 #: The part each body joint belongs to (COCO-17 indices; the ankles are the shoes' own discs).
 JOINT_PARTS = {TORSO: (5, 6, 11, 12), UPPER_ARM: (7, 8), FOREARM: (9, 10), LEG: (13, 14)}
@@ -178,18 +180,23 @@ class DemoGenerator(ConditionalGenerator):
         height = layout["height"]
         # signed distance to each part's surface (negative inside), pixels; limbs w-thick
         sd = layout["dist"] - layout["is_limb"] * layout["half"] * height * (thick - 1)
-        alpha = torch.sigmoid(-sd.min(1, keepdim=True).values / SOFT)
-        weight = torch.softmax(-sd / SOFT, dim=1)
+        coverage = torch.sigmoid(-sd / SOFT)  # (N, parts, H, W)
         forearm = sleeve * shirt + (1 - sleeve) * skin
-        parts = torch.stack([skin, shirt, shirt, forearm, trousers, shoes], 1)  # (N, 6, 3, 1, 1)
-        colour = (weight[:, :, None] * parts).sum(1)
-        head = weight[:, HEAD:HEAD + 1]
-        colour = layout["hair"] * head * hair + (1 - layout["hair"] * head) * colour
-        eyes = layout["eyes"] * head
-        colour = eyes * 0.1 + (1 - eyes) * colour
-        mouth = layout["mouth"] * head
+        # the head: skin, hair above the face (or all over it, seen from behind), eyes, mouth
+        head = layout["hair"] * hair + (1 - layout["hair"]) * skin
+        head = layout["eyes"] * 0.1 + (1 - layout["eyes"]) * head
         lips = torch.tensor([0.59, 0.16, 0.2], device=p.device)[None, :, None, None]
-        colour = mouth * lips + (1 - mouth) * colour
+        head = layout["mouth"] * lips + (1 - layout["mouth"]) * head
+        colours = {HEAD: head, TORSO: shirt, UPPER_ARM: shirt, FOREARM: forearm, LEG: trousers,
+                   SHOES: shoes}
+        # painted back to front, as the world paints its people (premultiplied "over")
+        painted = torch.zeros_like(head)
+        alpha = torch.zeros_like(coverage[:, :1])
+        for part in PAINT_ORDER:
+            a = coverage[:, part:part + 1]
+            painted = a * colours[part] + (1 - a) * painted
+            alpha = a + (1 - a) * alpha
+        colour = painted / alpha.clamp_min(1e-6)
         y = self.grid[1] / self.imsize[0]
         return colour * (1 - 0.4 * (shade - 0.5) * (y - 0.5)), alpha
 
@@ -240,6 +247,14 @@ class DemoGenerator(ConditionalGenerator):
         pts, vis = self._points(kp)
         height = _figure_height(pts, vis, batch.mask, self.imsize[0])  # (N,)
         head, head_ok = _head_centre(pts, vis, height)
+        # the toes: the shoes point to the image side the person faces (the world's COCO left is
+        # the image's right when the person faces the camera)
+        facing = torch.where(vis[:, 5] & vis[:, 6] & (pts[:, 5, 0] < pts[:, 6, 0]), -1.0, 1.0)
+        for ankle, sign in ((15, 1.0), (16, -1.0)):
+            toe = pts[:, ankle] + torch.stack([0.04 * sign * facing, 0.02 * torch.ones_like(facing)],
+                                              1) * height[:, None]
+            pts = torch.cat([pts, toe[:, None]], 1)
+            vis = torch.cat([vis, vis[:, ankle, None]], 1)
         # crop pixels per image pixel (1 where the pipeline does not say)
         scale = (batch.scale.to(dev) if batch.scale is not None
                  else torch.ones(n, device=dev))[:, None, None]
