@@ -19,11 +19,13 @@ gets, never from the pixels it replaces:
   has its own silhouette.
 * faces: a skin ellipse in the generate box, hair on top, two eyes and a mouth.
 
-What made its people the world's (street world, body-realistic box AP_person, 3 seeds, on 2
-cores, 2026-12-06; the original's was 21.4): the world's palettes instead of one random
-projection's (3.9 -> 9.6), parts at least 2 image px thick (11.5), shoes and the world's paint
-order (16.8), two-valued sleeves (17.6). Crisper edges, no texture, a halo filled from the nearest
-kept pixel, or pasting back without antialiasing changed it by less than its standard error.
+What made its people the world's (street world, body-realistic box AP_person, 3 seeds; the first
+figures kept 3.9 of the original's 21.4 on an AVX-512 2-core machine, 2026-12-05; each step below
+on a Zen 2 2-core machine, 2026-12-06, where the original has 20.7): the world's palettes
+instead of one random projection's colours (9.6), parts at least 2 image px thick (11.5), shoes
+and the world's paint order (16.8), two-valued sleeves (17.6). Crisper edges, no texture, a halo
+filled from the nearest kept pixel, or pasting back without antialiasing each changed it by less
+than its standard error.
 
 Everything is differentiable in w. No weights are trained or downloaded.
 """
