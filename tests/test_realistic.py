@@ -312,6 +312,44 @@ def test_demo_body_generator_without_keypoints_stands_a_figure_in_the_region():
     assert abs((ys.max() + ys.min()) / 2 - 150) < 10  # in the region's middle
 
 
+def test_demo_appearance_parameters_are_uniform_and_independent():
+    """Under the latent prior each appearance parameter is about uniform on (0, 1) and
+    uncorrelated with the others (one random projection of w skewed and correlated them: every
+    figure of the world came out in one mean colour)."""
+    z = torch.randn(4096, 32, generator=torch.Generator().manual_seed(7))
+    for kind in ("body", "face"):
+        G = DemoGenerator(kind, seed=0)
+        with torch.no_grad():
+            p = G.params(G.map(z))
+        assert ((p.mean(0) - 0.5).abs() < 0.03).all(), (kind, p.mean(0))
+        assert ((p.std(0) - 12 ** -0.5).abs() < 0.03).all(), (kind, p.std(0))
+        corr = torch.corrcoef(p.T) - torch.eye(p.shape[1])
+        assert corr.abs().max() < 0.1, (kind, corr.abs().max())
+
+
+def test_demo_body_parts_are_at_least_the_worlds_two_pixels_thick():
+    """A far person's limbs are at least 1 image pixel in half width, however many crop pixels
+    that is (the world draws no line thinner than 2 px); a near person's follow its height."""
+    from anonbench.realistic.demo import FOREARM
+
+    G = DemoGenerator("body", seed=0)
+    h, w = G.imsize
+    keep = torch.ones(1, 1, h, w)
+    keep[:, :, 40:260, 30:130] = 0  # a standing figure about 0.85 * 220 crop px tall
+
+    def forearm_half_width(scale):
+        batch = CropBatch(torch.zeros(1, 3, h, w), keep, keypoints=torch.zeros(1, 17, 3),
+                          scale=scale)
+        layout = G._figure_layout(batch)
+        return -float(layout["dist"][0, FOREARM].min()), float(layout["height"])
+
+    near, height = forearm_half_width(None)
+    assert abs(near - 0.04 * height) < 1.0  # the world's proportions: arms 0.08 H thick
+    assert forearm_half_width(torch.tensor([1.0]))[0] == near
+    far = forearm_half_width(torch.tensor([15.0]))[0]  # 15 crop px per image px
+    assert 15.0 - 1.0 < far <= 15.0
+
+
 # ---------------------------------------------------------------------------------------------
 # the method on whole images
 

@@ -59,7 +59,7 @@ PART_CAPSULES = {
     LEG: [((11, 13), 0.05), ((13, 15), 0.05), ((12, 14), 0.05), ((14, 16), 0.05)],
     SHOES: [((15, 19), 0.035), ((16, 20), 0.035)],  # ankle to toe
 }
-#: The part each body joint belongs to (COCO-17 indices; the ankles are the shoes' own discs).
+#: The part each body joint belongs to (COCO-17 indices; the ankles are the shoes' own).
 JOINT_PARTS = {TORSO: (5, 6, 11, 12), UPPER_ARM: (7, 8), FOREARM: (9, 10), LEG: (13, 14)}
 HEAD_RADIUS = 0.075       # half-height
 HEAD_HALF_WIDTH = 0.05
@@ -79,7 +79,6 @@ MIN_HALF_WIDTH = 1.0
 # skin, hair, shirt, trousers and shoes; sleeve length, shading, limb thickness
 BODY_PARAMS = 3 * 4 + 3
 FACE_PARAMS = 3 * 4 + 1   # skin, hair, eyes, mouth; hair line
-#: Skin colours lie between these two tones (RGB in [0, 1]).
 #: Sampled latents the appearance parameters are standardised on (see ``DemoGenerator``).
 CALIBRATION_SAMPLES = 4096
 
