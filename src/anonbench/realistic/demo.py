@@ -89,12 +89,11 @@ def _palette(palette: np.ndarray, t: torch.Tensor, sharpness: float = 0.0) -> to
     bins of ``t``). Differentiable in ``t``."""
     colours = torch.as_tensor(palette / 255.0, dtype=t.dtype, device=t.device)
     k = len(colours)
+    index = torch.arange(k, dtype=t.dtype, device=t.device)
     if sharpness > 0:
-        centres = (torch.arange(k, dtype=t.dtype, device=t.device) + 0.5) / k
-        weight = torch.softmax(-sharpness * ((t - centres) * k).square(), dim=1)
+        weight = torch.softmax(-sharpness * ((t - (index + 0.5) / k) * k).square(), dim=1)
     else:
-        pos = t * (k - 1)
-        weight = (1 - (pos - torch.arange(k, dtype=t.dtype, device=t.device)).abs()).clamp_min(0)
+        weight = (1 - (t * (k - 1) - index).abs()).clamp_min(0)
     return weight @ colours
 
 
@@ -181,13 +180,13 @@ class DemoGenerator(ConditionalGenerator):
     def _body(self, layout: dict[str, torch.Tensor], p: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor]:
         """(colour, alpha) of the figure for appearance parameters ``p``."""
-        skin, hair, shirt, legs = _colours(p)
+        skin, hair, shirt, _ = _colours(p)
         # the world's clothes: a shirt of any colour (20-235 per channel), trousers from its
         # narrow palette (a soft pick, brightness x 0.9 .. 1.1), dark shoes (15-60)
         shirt = (20 + 215 * shirt) / 255
-        trousers = (_palette(TROUSERS, legs[:, 0, 0, 0, None], sharpness=4.0)
-                    * (0.9 + 0.2 * legs[:, 1, 0, 0, None]))[:, :, None, None]
-        shoes = ((15 + 45 * legs[:, 2:3]) / 255).expand(-1, 3, -1, -1)
+        trousers = (_palette(TROUSERS, p[:, 9:10], sharpness=4.0)
+                    * (0.9 + 0.2 * p[:, 10:11]))[:, :, None, None]
+        shoes = ((15 + 45 * p[:, 11:12]) / 255)[:, :, None, None].expand(-1, 3, -1, -1)
         shade = p[:, 13, None, None, None]
         # long or short sleeves, half and half (the world's; a steep sigmoid, not a step, so
         # that the colour stays differentiable in w)
