@@ -51,10 +51,11 @@ from torchvision.models.detection.fcos import (
 )
 from torchvision.models.detection.keypoint_rcnn import KeypointRCNNHeads, KeypointRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.detection import roi_heads as tv_roi_heads
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.models.resnet import BasicBlock, Bottleneck
-from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
+from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign, roi_align
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from ..manifest import (
@@ -337,11 +338,40 @@ class _SameSizeTransform(GeneralizedRCNNTransform):
         return super().resize(image, target)
 
 
+def aligned_mask_targets(gt_masks: torch.Tensor, boxes: torch.Tensor,
+                         matched_idxs: torch.Tensor, M: int) -> torch.Tensor:
+    """torchvision's ``project_masks_on_boxes`` with RoIAlign ``aligned=True``: the ``M x M``
+    mask-head target of each box (``boxes`` in image pixels, pixel ``j`` covering ``[j, j+1)``),
+    cut from the ground-truth mask ``gt_masks[matched_idxs]``. This is the grid on which
+    ``paste_masks_in_image`` puts a predicted mask back into the image (``mask_targets_aligned``)."""
+    rois = torch.cat([matched_idxs.to(boxes)[:, None], boxes], dim=1)
+    return roi_align(gt_masks[:, None].to(rois), rois, (M, M), 1.0, aligned=True)[:, 0]
+
+
+class _AlignedMaskRoIHeads(tv_roi_heads.RoIHeads):
+    """torchvision's RoI heads whose training loss takes :func:`aligned_mask_targets`.
+
+    torchvision's ``maskrcnn_loss`` calls the module function ``project_masks_on_boxes`` and
+    offers no argument for it, so it is swapped for the length of this module's forward only
+    (and put back on any exit); other torchvision models in the process are unaffected."""
+
+    def forward(self, *args: Any, **kwargs: Any):
+        original = tv_roi_heads.project_masks_on_boxes
+        tv_roi_heads.project_masks_on_boxes = aligned_mask_targets
+        try:
+            return super().forward(*args, **kwargs)
+        finally:
+            tv_roi_heads.project_masks_on_boxes = original
+
+
 def build_model(model_cfg: dict[str, Any], num_classes: int, num_keypoints: int = 17) -> nn.Module:
     """The detector for a (resolved or raw) model config; ``num_classes`` includes background."""
     cfg = resolve_config(model_cfg)
     model = _build_detector(cfg, num_classes, num_keypoints)
     model.transform = _SameSizeTransform.like(model.transform)
+    if cfg.get("mask_targets_aligned"):
+        # the same module with the same parameters and state dict, only its forward differs
+        model.roi_heads.__class__ = _AlignedMaskRoIHeads
     return model
 
 
