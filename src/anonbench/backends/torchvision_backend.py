@@ -364,6 +364,31 @@ class _AlignedMaskRoIHeads(tv_roi_heads.RoIHeads):
             tv_roi_heads.project_masks_on_boxes = original
 
 
+class _PixelsAndFeaturesPool(MultiScaleRoIAlign):
+    """The mask head's RoI pooling with ``mask_head_pixels``: torchvision's multi-scale RoIAlign
+    of the FPN features, and beside it the detector's input batch itself (the transform's
+    normalized images, stride 1) cut on the same grid with RoIAlign ``aligned=True``.
+
+    The input batch is what the backbone receives: :meth:`keep_input` is a forward pre-hook on
+    the backbone, and the batch is let go once pooled. No parameters of its own."""
+
+    _images: torch.Tensor | None = None
+
+    def keep_input(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        self._images = args[0]
+
+    def forward(self, x: dict[str, torch.Tensor], boxes: list[torch.Tensor],
+                image_shapes: list[tuple[int, int]]) -> torch.Tensor:
+        if self._images is None:
+            raise RuntimeError("mask_head_pixels: the mask head's pooling ran before the "
+                               "backbone saw an input batch")
+        images, self._images = self._images, None
+        pooled = super().forward(x, boxes, image_shapes)
+        pixels = roi_align(images.contiguous(), [b.to(images.dtype) for b in boxes],
+                           self.output_size, 1.0, self.sampling_ratio, aligned=True)
+        return torch.cat([pooled, pixels.to(pooled.dtype)], dim=1)
+
+
 def build_model(model_cfg: dict[str, Any], num_classes: int, num_keypoints: int = 17) -> nn.Module:
     """The detector for a (resolved or raw) model config; ``num_classes`` includes background."""
     cfg = resolve_config(model_cfg)
@@ -407,11 +432,16 @@ def _build_detector(cfg: dict[str, Any], num_classes: int, num_keypoints: int) -
     )
     if cfg["arch"] == "mask_rcnn":
         mc = cfg["mask_head_channels"]
+        pixels = bool(cfg.get("mask_head_pixels"))
+        mask_pool = (_PixelsAndFeaturesPool if pixels else MultiScaleRoIAlign)(
+            ["0", "1", "2", "3"], output_size=14, sampling_ratio=cfg["roi_sampling_ratio"])
+        if pixels:
+            backbone.register_forward_pre_hook(mask_pool.keep_input)
         return MaskRCNN(
             backbone,
-            mask_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"], output_size=14,
-                                             sampling_ratio=cfg["roi_sampling_ratio"]),
-            mask_head=MaskRCNNHeads(c, [mc] * cfg["mask_head_layers"], 1,
+            mask_roi_pool=mask_pool,
+            mask_head=MaskRCNNHeads(c + 3 * pixels,
+                                    [mc] * cfg["mask_head_layers"], 1,
                                     norm_layer=_norm_layer(cfg["head_norm"]) if cfg["head_norm"]
                                     else None),
             mask_predictor=MaskRCNNPredictor(mc if cfg["mask_head_layers"] else c, mc, num_classes),
