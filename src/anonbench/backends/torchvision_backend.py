@@ -440,8 +440,7 @@ def _build_detector(cfg: dict[str, Any], num_classes: int, num_keypoints: int) -
         return MaskRCNN(
             backbone,
             mask_roi_pool=mask_pool,
-            mask_head=MaskRCNNHeads(c + 3 * pixels,
-                                    [mc] * cfg["mask_head_layers"], 1,
+            mask_head=MaskRCNNHeads(c + 3 * pixels, [mc] * cfg["mask_head_layers"], 1,
                                     norm_layer=_norm_layer(cfg["head_norm"]) if cfg["head_norm"]
                                     else None),
             mask_predictor=MaskRCNNPredictor(mc if cfg["mask_head_layers"] else c, mc, num_classes),
