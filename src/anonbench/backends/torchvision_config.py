@@ -120,7 +120,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "mask_head_layers": 3,           # with mask_head_pixels; 2: segm AP_person 8.6, 4: 9.5 (s0-1)
     "mask_head_channels": 32,        # 64: 11 % more time per iteration, the same box AP_person
     "mask_targets_aligned": True,    # segm AP_person x1.5, the same box AP (see DEFAULTS)
-    "mask_head_pixels": True,        # street segm AP_person 6.1 -> 10.5, the same box AP_person
+    "mask_head_pixels": True,        # street segm AP_person 6.1 -> 10.4, the same box AP_person
     "keypoint_head_layers": 3,
     "keypoint_head_channels": 64,
     # from scratch on ~200 images: AdamW learns in 600 iterations what SGD (lr 0.02) does not
