@@ -8,6 +8,7 @@ import torch
 from torchvision.ops import roi_align
 
 from anonbench.backends import torchvision_backend as tb
+
 H, W = 160, 256
 
 
@@ -39,14 +40,14 @@ def test_the_mask_head_sees_the_normalized_pixels_in_each_box():
     head_in, boxes, batch = _mask_head_input(model, images)
     c = model.backbone.out_channels
     assert head_in.shape[1] == c + 3 and all(len(b) for b in boxes)
-    expected = roi_align(batch.contiguous(), boxes, (14, 14), 1.0,
-                         model.roi_heads.mask_roi_pool.sampling_ratio, aligned=True)
-    torch.testing.assert_close(head_in[:, c:], expected)
+    ratio = model.roi_heads.mask_roi_pool.sampling_ratio
+
+    def pool(images: torch.Tensor, boxes: list[torch.Tensor]) -> torch.Tensor:
+        return roi_align(images.contiguous(), boxes, (14, 14), 1.0, ratio, aligned=True)
+
+    torch.testing.assert_close(head_in[:, c:], pool(batch, boxes))
     # and each box's own pixels: the first image's boxes pooled from the second image differ
-    assert not torch.allclose(head_in[: len(boxes[0]), c:],
-                              roi_align(batch[1:].contiguous(), boxes[:1], (14, 14), 1.0,
-                                        model.roi_heads.mask_roi_pool.sampling_ratio,
-                                        aligned=True))
+    assert not torch.allclose(head_in[: len(boxes[0]), c:], pool(batch[1:], boxes[:1]))
     # the normalized batch, not the 0..1 input: what the backbone sees
     assert float(batch.min()) < -1.0
     # the batch is let go once pooled
