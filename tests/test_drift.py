@@ -45,7 +45,7 @@ PINS = {
     # pycocotools' RLE of the masks, the json module's float repr
     "annotations": "a6b41a061eccf4e26722b527ae29a2c6f12cb98303b50fe34f515e38515b237a",
     # torch / torchvision kernels on the CPU and pycocotools' COCOeval
-    "train": "aba8953a2891696b46b85c43ba37ea65705874e29f95d0f6ab6df8b0e6910a4f",
+    "train": "9fc9e06e5709630f50e3c2c76740bf0aec7dc32e29cdc5d51c2e4c4a8bb92c04",
 }
 
 #: the world: a few images, the demo's size and seed

@@ -1,5 +1,5 @@
-"""``mask_loss_weight``: the mask loss's weight in Mask R-CNN's summed training loss (the demo
-preset: 2, the mask head of the street world's small persons learns more in its 500 iterations)."""
+"""``mask_loss_weight``: the mask loss's weight in Mask R-CNN's summed training loss (default 1,
+as torchvision and detectron2; MMDetection's ``loss_mask.loss_weight``)."""
 
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ def test_the_mask_loss_is_weighted_in_the_total_and_its_gradients_only():
         torch.testing.assert_close(g3[n], g1[n])
 
 
-def test_the_demo_weight_and_a_config_from_before_the_key():
-    assert tb.resolve_config({"preset": "demo"})["mask_loss_weight"] == 2.0
+def test_the_default_weight_and_a_config_from_before_the_key():
+    assert tb.resolve_config({"preset": "demo"})["mask_loss_weight"] == 1.0
     old = _demo(1.0)
     del old["mask_loss_weight"]       # an older checkpoint's resolved config: weight 1
     torch.testing.assert_close(_step(old)[1], _step(_demo(1.0))[1])
