@@ -62,8 +62,9 @@ def test_the_default_weight_and_a_config_from_before_the_key():
     assert tb.resolve_config({"preset": "demo"})["mask_loss_weight"] == 1.0
     old = _demo(1.0)
     del old["mask_loss_weight"]       # an older checkpoint's resolved config: weight 1
-    torch.testing.assert_close(_step(old)[1], _step(_demo(1.0))[1])
-    assert not torch.allclose(_step(old)[1], _step(_demo(2.0))[1])
+    old_loss = _step(old)[1]
+    torch.testing.assert_close(old_loss, _step(_demo(1.0))[1])
+    assert not torch.allclose(old_loss, _step(_demo(2.0))[1])
 
 
 def test_config_errors():

@@ -705,8 +705,8 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer,
         losses = model(images, targets)
     losses = {k: v.float() for k, v in losses.items()}
     # the losses are logged unweighted; a checkpoint's config from before the key has no weight
-    weights = {"loss_mask": float(cfg.get("mask_loss_weight", 1.0))}
-    loss = sum(weights.get(k, 1.0) * v for k, v in losses.items())
+    mask_weight = float(cfg.get("mask_loss_weight", 1.0))
+    loss = sum(mask_weight * v if k == "loss_mask" else v for k, v in losses.items())
     if not torch.isfinite(loss):
         raise FloatingPointError(
             f"training diverged at iteration {it} (loss {float(loss)}; "
