@@ -126,9 +126,9 @@ DEMO_CONFIG: dict[str, Any] = {
     "mask_targets_aligned": True,    # segm AP_person x1.5, the same box AP (see DEFAULTS)
     "mask_head_pixels": True,        # street segm AP_person 6.1 -> 10.4, the same box AP_person
     # GroupNorm after each mask head conv: street, seeds 0-2, segm AP_person 11.4 / 10.4 / 9.6 ->
-    # 13.7 / 13.2 / 10.6, box AP_person 22.5 / 19.3 / 20.5 -> 21.8 / 20.8 / 17.6; 15-20 % more
-    # time per iteration (bn: 11.9, seed 0; box_batch_size_per_image 64 as well: 14.1 / 13.8 /
-    # 12.7 for 25 % more training time)
+    # 13.7 / 13.2 / 10.6, box AP_person 22.5 / 19.3 / 20.5 -> 21.8 / 20.8 / 17.6; 6 % more time
+    # per iteration (benchmarks/bench_interleaved.py; bn: 11.9, seed 0; box_batch_size_per_image
+    # 64 as well: 14.1 / 13.8 / 12.7 for 25 % more training time)
     "head_norm": "gn",
     # mask_loss_weight stays 1: 2 gave the street original segm AP_person 10.4 -> 11.9, but in the
     # whole demo face blur then cost 3.9 box AP_person instead of 2.5 and realistic bodies kept
