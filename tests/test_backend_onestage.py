@@ -148,7 +148,7 @@ def test_exclude_classes(world, tmp_path):
     ({"arch": "mask_rcnn", "center_sampling_radius": 2.0}, "no meaning for arch mask_rcnn"),
     ({"arch": "retinanet", "head_norm": "bn"}, "head_norm"),
     ({"arch": "fcos", "head_norm": "bn"}, "head_norm"),
-    ({"arch": "keypoint_rcnn", "head_norm": "gn"}, "head_norm has no meaning for arch keypoint_rcnn"),
+    ({"arch": "keypoint_rcnn", "head_norm": "gn"}, "head_norm has no meaning for arch"),
     ({"arch": "retinanet", "anchor_sizes": [8, 16, 32]}, "P3..P7"),
     ({"arch": "retinanet", "fg_iou_thresh": 0.3, "bg_iou_thresh": 0.4}, "bg_iou_thresh"),
     ({"arch": "retinanet", "octave_scales": 0}, "octave_scales"),

@@ -289,3 +289,22 @@ def test_the_transform_is_torchvisions_for_images_at_and_off_their_size(size):
     for k in ("boxes", "labels", "masks"):
         assert torch.equal(out[0][2][k], out[1][2][k]), k
     assert torch.equal(out[0][3], out[1][3])  # the random stream after the transform
+
+
+def test_checkpoint_with_a_key_its_arch_no_longer_resolves_loads(tmp_path):
+    """Earlier versions resolved ``head_norm`` (no effect) into Keypoint R-CNN configs; this one
+    rejects it for keypoint_rcnn. Such a checkpoint still loads, with its weights."""
+    cfg = tb.resolve_config({**TINY, "arch": "keypoint_rcnn"})
+    assert "head_norm" not in cfg
+    torch.manual_seed(0)
+    model = tb.build_model(cfg, num_classes=2)
+    path = tmp_path / "model.pt"
+    torch.save({"format": tb.CHECKPOINT_FORMAT, "state_dict": model.state_dict(),
+                "model_cfg": {**cfg, "head_norm": None},
+                "categories": [{"id": PERSON_ID, "name": "person"}], "keypoint_names": None},
+               path)
+    loaded, ckpt = tb.load_checkpoint(str(path))
+    assert ckpt["model_cfg"]["head_norm"] is None
+    state = loaded.state_dict()
+    assert state.keys() == model.state_dict().keys()
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())

@@ -93,6 +93,7 @@ from .torchvision_config import (  # noqa: F401  (re-exported)
     ONE_STAGE,
     PRESETS,
     PRETRAINED_URL,
+    UNUSED_KEYS,
     pretrained_file,
     resolve_config,
 )
@@ -965,7 +966,11 @@ def load_checkpoint(checkpoint: str, device: str | torch.device = "cpu"
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{checkpoint}: not a checkpoint of the torchvision backend")
-    cfg = {**ckpt["model_cfg"], "pretrained": False}
+    saved = ckpt["model_cfg"]
+    # keys its arch does not use (an older version resolved some, e.g. keypoint_rcnn's head_norm;
+    # they had no effect on the model) would fail the config check: dropped
+    unused = UNUSED_KEYS.get(saved.get("arch"), frozenset())
+    cfg = {**{k: v for k, v in saved.items() if k not in unused}, "pretrained": False}
     kp = ckpt.get("keypoint_names") or _COCO_KEYPOINTS
     model = build_model(cfg, num_classes=len(ckpt["categories"]) + 1, num_keypoints=len(kp))
     model.load_state_dict(ckpt["state_dict"])

@@ -25,7 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "fpn_channels": 256,
     "fpn_norm": None,                # None | bn | gn: normalization in the FPN convs
     "head_norm": None,               # None | bn | gn: normalization in the mask head convs
-                                     # (keypoint_rcnn: none, as torchvision's); retinanet: in its head convs (None | gn); fcos: always gn
+                                     # (keypoint_rcnn: none, as torchvision's); retinanet: in
+                                     # its head convs (None | gn); fcos: always gn
     # GeneralizedRCNNTransform
     "min_size": None,                # shorter side; a list: random choice per image in training;
                                      # None: 800 (mask_rcnn), [640, 672, ..., 800] (keypoint_rcnn)
