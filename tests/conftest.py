@@ -10,6 +10,51 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+# `make test` runs two pytest-xdist workers with `--dist loadfile --no-loadscope-reorder`. Each
+# test file goes whole to a worker (its module fixtures are built once), except a test LONG_FIRST
+# names, which is a unit of its own. LONG_FIRST's units are handed out first, in its order: the
+# first to one worker, the second to the other, the third after the first on the first worker.
+# So the two SLURM units, which mostly wait for SLURM, run side by side (each on a cluster of its
+# own), then the demo trainings beside the short tests.
+LONG_FIRST = (
+    # trains over attempts of SLURM's shortest time limit (1 minute): each attempt takes its
+    # minute however fast it trains, so 2-3 attempts alone but up to 10 beside demo trainings
+    "tests/test_slurm.py::test_training_longer_than_its_time_limit_finishes_over_attempts",
+    # the SLURM study, 3 minutes
+    "tests/test_slurm.py",
+    # 7 demo trainings, both cores busy: 5-6 minutes alone
+    "tests/test_demo_direction.py",
+)
+
+
+def _unit(nodeid: str) -> str:
+    """The xdist work unit of a test: its file, or the test where LONG_FIRST names it."""
+    return nodeid if nodeid in LONG_FIRST else nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LongFirst(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+
+    return LongFirst(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """On an xdist worker: LONG_FIRST's units first, in its order (the scheduler hands out the
+    units in the order of the collection)."""
+    if hasattr(config, "workerinput"):
+        def rank(item):
+            unit = _unit(item.nodeid)
+            return LONG_FIRST.index(unit) if unit in LONG_FIRST else len(LONG_FIRST)
+        items.sort(key=rank)  # stable
+
+
 def load_config(name="config.yaml"):
     with open(REPO / name) as f:
         return yaml.safe_load(f)

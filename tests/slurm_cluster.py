@@ -24,6 +24,7 @@ Standalone: ``python tests/slurm_cluster.py [DIR]`` starts one and waits for Ctr
 from __future__ import annotations
 
 import atexit
+import fcntl
 import os
 import re
 import shutil
@@ -31,6 +32,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,7 +60,14 @@ def ensure_installed(*, allow_install: bool = True, timeout: float = 600) -> Non
     """Install slurm-wlm and munge from Debian's packages if any SLURM tool is missing.
 
     Raises SlurmUnavailable with the reason when that is impossible (not root, no apt-get,
-    install failure)."""
+    install failure). One process at a time (`make test`'s two workers may both start a cluster):
+    the second finds the tools the first installed."""
+    with open(Path(tempfile.gettempdir()) / "anonbench-slurm-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _install(allow_install, timeout)
+
+
+def _install(allow_install: bool, timeout: float) -> None:
     missing = missing_tools()
     if not missing:
         return

@@ -416,9 +416,11 @@ def test_rerun_resumes_without_redoing_finished_jobs(slurm_run):
 # and stop 45 s into its job (the end time read from squeue, as on a real cluster), after
 # Snakemake and torch start (6-25 s, with the machine's speed). 800 demo iterations (0.065-0.3 s
 # each on 2 cores, idle to busy) need 2 attempts on a fast idle machine (a 2-core AMD EPYC
-# trained 600 in one), 3-4 on the 2-core machine of 2026-12-04 and about 12 on a busy one: the
-# test allows 13 (--preemptible-retries 12, the profile's 6 plus room for a machine that shares
-# its cores).
+# trained 600 in one), 3-4 on the 2-core machine of 2026-12-04: the test allows 13
+# (--preemptible-retries 12, the profile's 6 plus room for a machine that shares its cores).
+# One thread: beside another 2-thread training on 2 cores (make test's other worker), this tiny
+# model's 2-thread iterations took 6.5 times as long (0.72 s against 0.11 s alone; 13 attempts
+# reached iteration 415), its 1-thread iterations 1.7 times (0.21 s against 0.12 s).
 LONG_ITERATIONS = 800
 
 
@@ -428,7 +430,7 @@ def test_training_longer_than_its_time_limit_finishes_over_attempts(slurm_cluste
     config["variants"] = {"original": config["variants"]["original"]}
     config["tables"]["table1"]["variants"] = ["original"]
     config["models"]["maskrcnn-demo"].update({
-        "iterations": LONG_ITERATIONS, "batch_size": 2, "threads": 2, "log_every": 1,
+        "iterations": LONG_ITERATIONS, "batch_size": 2, "threads": 1, "log_every": 1,
         "stop_before_walltime_minutes": 0.25, "checkpoint_every_minutes": None})
     cfg = write_config(tmp_path / "long.yaml", config)
     run = "results/demo/runs/original/maskrcnn-demo/seed0"
