@@ -17,8 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 # So the two SLURM units, which mostly wait for SLURM, run side by side (each on a cluster of its
 # own), then the demo trainings beside the short tests.
 LONG_FIRST = (
-    # trains over attempts of SLURM's shortest time limit (1 minute): each attempt takes its
-    # minute however fast it trains, so 2-3 attempts alone but up to 10 beside demo trainings
+    # trains over attempts of SLURM's shortest time limit (1 minute), each taking its minute
+    # however fast it trains: the more the other worker trains beside it, the more attempts
+    # (one process: 143 s; beside the SLURM study: 229 s)
     "tests/test_slurm.py::test_training_longer_than_its_time_limit_finishes_over_attempts",
     # the SLURM study, 3 minutes
     "tests/test_slurm.py",

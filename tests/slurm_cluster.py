@@ -62,7 +62,9 @@ def ensure_installed(*, allow_install: bool = True, timeout: float = 600) -> Non
     Raises SlurmUnavailable with the reason when that is impossible (not root, no apt-get,
     install failure). One process at a time (`make test`'s two workers may both start a cluster):
     the second finds the tools the first installed."""
-    with open(Path(tempfile.gettempdir()) / "anonbench-slurm-install.lock", "w") as lock:
+    if not missing_tools():
+        return
+    with open(Path(tempfile.gettempdir()) / "anonbench-slurm-install.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _install(allow_install, timeout)
 

@@ -419,8 +419,8 @@ def test_rerun_resumes_without_redoing_finished_jobs(slurm_run):
 # trained 600 in one), 3-4 on the 2-core machine of 2026-12-04: the test allows 13
 # (--preemptible-retries 12, the profile's 6 plus room for a machine that shares its cores).
 # One thread: beside another 2-thread training on 2 cores (make test's other worker), this tiny
-# model's 2-thread iterations took 6.5 times as long (0.72 s against 0.11 s alone; 13 attempts
-# reached iteration 415), its 1-thread iterations 1.7 times (0.21 s against 0.12 s).
+# model's 2-thread iterations took 6 times as long (0.61 s against 0.10 s alone, means over 200;
+# 13 attempts reached iteration 415), its 1-thread iterations 1.6 times (0.19 s against 0.12 s).
 LONG_ITERATIONS = 800
 
 
