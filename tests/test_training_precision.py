@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from anonbench.backends import runtime
+from anonbench.backends import precision, runtime
 from anonbench.backends import torchvision_backend as tb
 from anonbench.backends.torchvision_config import resolve_config
 from anonbench.config import schema_error
@@ -124,3 +124,39 @@ def test_channels_last_survives_onednn_strided_1x1_bug():
     assert r.returncode == 0, r.stderr[-2000:]
     # the shortcut stays NCHW (8 input channels), the 3x3 convolutions beside it NHWC
     assert r.stdout.split() == ["8", "(8,", "1,", "1,", "1)", "True"]
+
+
+def test_channels_last_gives_the_losses_and_gradients_of_nchw():
+    """The demo Mask R-CNN prepared in NHWC on the CPU (its strided 1x1 shortcuts and the mask
+    head's GroupNorms fed NCHW copies) computes what the same weights compute in NCHW."""
+    torch.set_num_threads(1)
+    cfg = resolve_config({"preset": "demo", "width": 0.125, "fpn_channels": 16})
+    assert cfg["channels_last"] and cfg["head_norm"] == "gn"
+    torch.manual_seed(0)
+    built = tb.build_model(cfg, 3)
+    state = {k: v.clone() for k, v in built.state_dict().items()}
+    gen = torch.Generator().manual_seed(1)
+    images = [torch.rand(3, 160, 256, generator=gen) for _ in range(2)]
+    masks = torch.zeros(2, 160, 256, dtype=torch.uint8)
+    masks[0, 20:90, 10:50] = 1
+    masks[1, 60:150, 120:160] = 1
+    target = {"boxes": torch.tensor([[10.0, 20, 50, 90], [120, 60, 160, 150]]),
+              "labels": torch.tensor([1, 2]), "masks": masks}
+    results = []
+    for channels_last in (False, True):
+        c = {**cfg, "channels_last": channels_last}
+        model = tb.build_model(c, 3)
+        model.load_state_dict(state)
+        model = precision.prepare_model(model, torch.device("cpu"), c).train()
+        torch.manual_seed(2)                    # the same RPN and RoI samples
+        losses = model(images, [target, target])
+        sum(losses.values()).backward()
+        head = model.roi_heads.mask_head
+        results.append(({k: v.item() for k, v in losses.items()},
+                         [p.grad.clone() for p in head.parameters()]))
+    (nchw, nchw_grads), (nhwc, nhwc_grads) = results
+    assert nhwc.keys() == nchw.keys()
+    for k in nchw:
+        assert nhwc[k] == pytest.approx(nchw[k], rel=1e-4, abs=1e-6), k
+    for a, b in zip(nchw_grads, nhwc_grads):
+        torch.testing.assert_close(b.contiguous(), a.contiguous(), rtol=1e-3, atol=1e-5)
