@@ -11,6 +11,7 @@ rule train:
     conda:
         backend_env
     threads: model_threads
+    priority: TRAIN_PRIORITY
     resources:
         mem_mb=4000,
     params:
