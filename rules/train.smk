@@ -8,10 +8,10 @@ rule train:
         checkpoint="results/{dataset}/runs/{variant}/{model}/seed{seed}/model.pt",
     log:
         "results/logs/train/{dataset}_{variant}_{model}_seed{seed}.log",
+    priority: TRAIN_PRIORITY
     conda:
         backend_env
     threads: model_threads
-    priority: TRAIN_PRIORITY
     resources:
         mem_mb=4000,
     params:

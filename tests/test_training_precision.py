@@ -129,7 +129,6 @@ def test_channels_last_survives_onednn_strided_1x1_bug():
 def test_channels_last_gives_the_losses_and_gradients_of_nchw():
     """The demo Mask R-CNN prepared in NHWC on the CPU (its strided 1x1 shortcuts and the mask
     head's GroupNorms fed NCHW copies) computes what the same weights compute in NCHW."""
-    torch.set_num_threads(1)
     cfg = resolve_config({"preset": "demo", "width": 0.125, "fpn_channels": 16})
     assert cfg["channels_last"] and cfg["head_norm"] == "gn"
     torch.manual_seed(0)
