@@ -83,9 +83,7 @@ def _nchw_strided_1x1(model: nn.Module) -> None:
                 and m.in_channels < _ONEDNN_1X1_MIN_CHANNELS):
             # a 1x1 weight is "contiguous" in both formats: .contiguous() would keep NHWC strides
             m.weight.data = m.weight.data.clone(memory_format=torch.contiguous_format)
-            if not getattr(m, "_anonbench_nchw", False):
-                m.register_forward_pre_hook(_contiguous_input)
-                m._anonbench_nchw = True
+            _feed_nchw(m)
 
 
 # PyTorch's CPU GroupNorm is slow on NHWC input with few channels per group: forward and
@@ -103,10 +101,16 @@ def _nchw_roi_group_norm(roi_heads: nn.Module | None) -> None:
         return
     for m in roi_heads.modules():
         if (isinstance(m, nn.GroupNorm)
-                and m.num_channels // m.num_groups <= _NCHW_GROUP_NORM_MAX_CHANNELS_PER_GROUP
-                and not getattr(m, "_anonbench_nchw", False)):
-            m.register_forward_pre_hook(_contiguous_input)
-            m._anonbench_nchw = True
+                and m.num_channels // m.num_groups <= _NCHW_GROUP_NORM_MAX_CHANNELS_PER_GROUP):
+            _feed_nchw(m)
+
+
+def _feed_nchw(module: nn.Module) -> None:
+    """Hand ``module`` an NCHW copy of its input; once (``device_bench`` prepares the same
+    model again for every row)."""
+    if not getattr(module, "_anonbench_nchw", False):
+        module.register_forward_pre_hook(_contiguous_input)
+        module._anonbench_nchw = True
 
 
 def _contiguous_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
