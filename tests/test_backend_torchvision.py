@@ -136,9 +136,37 @@ def test_mask_rcnn_train_predict(tiny, tmp_path):
         assert isinstance(r["segmentation"]["counts"], str)
         assert r["segmentation"]["size"] == [64, 64]
         assert "keypoints" not in r
+        assert 0.0 <= r["segm_score"] <= r["score"]    # the demo preset's mask_score: maskness
     json.dumps(res)
     m = evaluate_coco(tiny, res, ["segm", "bbox"])
     assert 0.0 <= m["segm/AP"] <= 100.0 and "bbox/AP_car" in m
+
+
+def test_mask_score_box_gives_no_segm_score(tiny, tmp_path):
+    out, _ = _train(tiny, tmp_path, "b", iterations=1, mask_score="box")
+    res = tb.predict(str(out / "model.pt"), tiny)
+    assert res and not any("segm_score" in r for r in res)
+
+
+def test_mask_head_lr_mult_scales_the_mask_heads_steps_only(tiny, tmp_path):
+    """One AdamW step moves each weight by about lr (its first update is g / |g|), so the mask
+    head's weights move ``mask_head_lr_mult`` times as far and all others exactly as far."""
+    over = {"iterations": 1, "warmup_iters": 0, "weight_decay": 0.0, "clip_grad_norm": None}
+    torch.manual_seed(0)                        # as train() builds its model for seed 0
+    init = tb.build_model({**TINY, **over}, num_classes=3).state_dict()
+    moved = {}
+    for mult in (1.0, 4.0):
+        out, _ = _train(tiny, tmp_path, f"lr{mult}", **over, mask_head_lr_mult=mult)
+        trained = torch.load(out / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
+        moved[mult] = {k: trained[k] - init[k] for k in init if init[k].is_floating_point()}
+    params = {n for n, _ in tb.build_model({**TINY, **over}, num_classes=3).named_parameters()}
+    mask = [n for n in params if n.startswith(("roi_heads.mask_head.", "roi_heads.mask_predictor."))]
+    assert mask
+    for n in mask:
+        torch.testing.assert_close(moved[4.0][n], 4 * moved[1.0][n], rtol=1e-3, atol=1e-6)
+    assert max(float(moved[1.0][n].abs().max()) for n in mask) > 0.005   # lr 0.01: they moved
+    for n in params - set(mask):
+        torch.testing.assert_close(moved[4.0][n], moved[1.0][n], rtol=0, atol=0)
 
 
 def test_keypoint_rcnn_train_predict(tiny, tmp_path):

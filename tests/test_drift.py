@@ -45,7 +45,7 @@ PINS = {
     # pycocotools' RLE of the masks, the json module's float repr
     "annotations": "a6b41a061eccf4e26722b527ae29a2c6f12cb98303b50fe34f515e38515b237a",
     # torch / torchvision kernels on the CPU and pycocotools' COCOeval
-    "train": "53ea900106df16fac3d915ac91b5535a121d319c69abc6af71824e73ab3385eb",
+    "train": "727335385b0487fe80954ea316a206d8de2a723264b9a638f063319fc7aa0f2e",
 }
 
 #: the world: a few images, the demo's size and seed

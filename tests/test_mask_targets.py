@@ -72,9 +72,9 @@ def _mask_losses(aligned: bool) -> dict[str, float]:
 
 
 def test_the_key_changes_the_mask_loss_only_and_leaves_torchvision_as_it_was():
-    before = tv_roi_heads.project_masks_on_boxes
+    before = tv_roi_heads.project_masks_on_boxes, tv_roi_heads.maskrcnn_loss
     on, off = _mask_losses(True), _mask_losses(False)
-    assert tv_roi_heads.project_masks_on_boxes is before
+    assert (tv_roi_heads.project_masks_on_boxes, tv_roi_heads.maskrcnn_loss) == before
     assert on["loss_mask"] != pytest.approx(off["loss_mask"], rel=1e-4)
     for k in on.keys() - {"loss_mask"}:
         assert on[k] == off[k], k

@@ -27,6 +27,7 @@ seed and thread count a CPU run is bit-for-bit repeatable.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -349,20 +350,51 @@ def aligned_mask_targets(gt_masks: torch.Tensor, boxes: torch.Tensor,
     return roi_align(gt_masks[:, None].to(rois), rois, (M, M), 1.0, aligned=True)[:, 0]
 
 
-class _AlignedMaskRoIHeads(tv_roi_heads.RoIHeads):
-    """torchvision's RoI heads whose training loss takes :func:`aligned_mask_targets`.
+def mask_loss(mask_logits: torch.Tensor, proposals: list[torch.Tensor],
+              gt_masks: list[torch.Tensor], gt_labels: list[torch.Tensor],
+              mask_matched_idxs: list[torch.Tensor], *, aligned: bool = False,
+              dice_weight: float = 0.0) -> torch.Tensor:
+    """torchvision's ``maskrcnn_loss`` (per-pixel binary cross-entropy of each positive RoI's
+    ``M x M`` mask logits of its class against its target), with the targets of
+    :func:`aligned_mask_targets` if ``aligned``, plus ``dice_weight`` times the mean Dice loss
+    ``1 - (2 sum(p t) + 1) / (sum(p^2) + sum(t^2) + 1)`` of each RoI (V-Net's form, as CondInst
+    and SOLO train their masks). Dice counts a mask's overlap, whatever its size, where the
+    cross-entropy is a mean over pixels that a person's interior dominates."""
+    size = mask_logits.shape[-1]
+    project = aligned_mask_targets if aligned else tv_roi_heads.project_masks_on_boxes
+    labels = torch.cat([lab[i] for lab, i in zip(gt_labels, mask_matched_idxs)])
+    targets = torch.cat([project(m, p, i, size)
+                         for m, p, i in zip(gt_masks, proposals, mask_matched_idxs)])
+    if targets.numel() == 0:         # torchvision: no positive RoI in the batch
+        return mask_logits.sum() * 0
+    logits = mask_logits[torch.arange(labels.shape[0], device=labels.device), labels]
+    loss = nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    if dice_weight:
+        p, t = logits.sigmoid().flatten(1), targets.flatten(1)
+        dice = 1 - (2 * (p * t).sum(1) + 1) / ((p * p).sum(1) + (t * t).sum(1) + 1)
+        loss = loss + dice_weight * dice.mean()
+    return loss
 
-    torchvision's ``maskrcnn_loss`` calls the module function ``project_masks_on_boxes`` and
-    offers no argument for it, so it is swapped for the length of this module's forward only
-    (and put back on any exit); other torchvision models in the process are unaffected."""
+
+class _MaskLossRoIHeads(tv_roi_heads.RoIHeads):
+    """torchvision's RoI heads whose training loss is :func:`mask_loss` with this module's
+    ``mask_targets_aligned`` and ``mask_dice_weight`` (plain attributes, not in the state dict).
+
+    torchvision's ``RoIHeads.forward`` calls the module function ``maskrcnn_loss`` and offers no
+    argument for it, so it is swapped for the length of this module's forward only (and put back
+    on any exit); other torchvision models in the process are unaffected."""
+
+    mask_targets_aligned: bool = False
+    mask_dice_weight: float = 0.0
 
     def forward(self, *args: Any, **kwargs: Any):
-        original = tv_roi_heads.project_masks_on_boxes
-        tv_roi_heads.project_masks_on_boxes = aligned_mask_targets
+        original = tv_roi_heads.maskrcnn_loss
+        tv_roi_heads.maskrcnn_loss = functools.partial(
+            mask_loss, aligned=self.mask_targets_aligned, dice_weight=self.mask_dice_weight)
         try:
             return super().forward(*args, **kwargs)
         finally:
-            tv_roi_heads.project_masks_on_boxes = original
+            tv_roi_heads.maskrcnn_loss = original
 
 
 class _PixelsAndFeaturesPool(MultiScaleRoIAlign):
@@ -395,9 +427,11 @@ def build_model(model_cfg: dict[str, Any], num_classes: int, num_keypoints: int 
     cfg = resolve_config(model_cfg)
     model = _build_detector(cfg, num_classes, num_keypoints)
     model.transform = _SameSizeTransform.like(model.transform)
-    if cfg.get("mask_targets_aligned"):
-        # the same module with the same parameters and state dict, only its forward differs
-        model.roi_heads.__class__ = _AlignedMaskRoIHeads
+    if cfg.get("mask_targets_aligned") or cfg.get("mask_dice_weight"):
+        # the same module with the same parameters and state dict, only its loss differs
+        model.roi_heads.__class__ = _MaskLossRoIHeads
+        model.roi_heads.mask_targets_aligned = bool(cfg.get("mask_targets_aligned"))
+        model.roi_heads.mask_dice_weight = float(cfg.get("mask_dice_weight", 0.0))
     return model
 
 
@@ -728,7 +762,22 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer,
     return losses, loss
 
 
-def make_optimizer(cfg: dict[str, Any], params: list[torch.Tensor]) -> torch.optim.Optimizer:
+def param_groups(model: nn.Module, cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: every trainable parameter at ``lr``, except, where
+    ``mask_head_lr_mult`` is not 1, the mask head's (``roi_heads.mask_head`` and
+    ``roi_heads.mask_predictor``), at that multiple of it (the group's ``lr_mult``)."""
+    mult = float(cfg.get("mask_head_lr_mult", 1.0))
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if mult == 1.0:
+        return [{"params": [p for _, p in named]}]
+    in_mask = [n.startswith(("roi_heads.mask_head.", "roi_heads.mask_predictor.")) for n, _ in named]
+    return [{"params": [p for (_, p), m in zip(named, in_mask) if not m]},
+            {"params": [p for (_, p), m in zip(named, in_mask) if m], "lr_mult": mult,
+             "lr": cfg["lr"] * mult}]
+
+
+def make_optimizer(cfg: dict[str, Any],
+                   params: list[torch.Tensor] | list[dict[str, Any]]) -> torch.optim.Optimizer:
     """The configured optimizer (SGD with momentum, or AdamW with beta1 = momentum).
 
     Fused (one kernel for all parameters): the demo model's ~100 small tensors made the
@@ -810,7 +859,7 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
             model.train()
             scaler = grad_scaler(device, cfg["amp"])
             params = [p for p in model.parameters() if p.requires_grad]
-            opt = make_optimizer(cfg, params)
+            opt = make_optimizer(cfg, param_groups(model, cfg))
             if resume is not None:
                 model.load_state_dict(resume["model"])
                 opt.load_state_dict(resume["optimizer"])
@@ -868,7 +917,7 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
                            for t in targets]
                 lr = cfg["lr"] * _lr_factor(it, cfg)
                 for g in opt.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g.get("lr_mult", 1.0)
                 losses, loss = train_step(model, opt, scaler, images, targets, cfg, params,
                                           device, it)
                 for k, v in losses.items():
@@ -994,6 +1043,7 @@ def predict(checkpoint: str, manifest: str | Manifest, *, threads: int = 1,
         model, ckpt = load_checkpoint(checkpoint, device)
         cat_ids = [c["id"] for c in ckpt["categories"]]
         arch = ckpt["model_cfg"]["arch"]
+        with_maskness = ckpt["model_cfg"].get("mask_score", "box") == "maskness"
         results: list[dict[str, Any]] = []
         with torch.inference_mode():
             for batch in _batches(m["images"], max(1, int(batch_size))):
@@ -1002,17 +1052,32 @@ def predict(checkpoint: str, manifest: str | Manifest, *, threads: int = 1,
                     for img in batch]
                 outs = [{k: v.cpu() for k, v in o.items()} for o in model(imgs)]
                 for img, o in zip(batch, outs):
-                    results.extend(_to_coco(img["id"], o, cat_ids, arch))
+                    results.extend(_to_coco(img["id"], o, cat_ids, arch, with_maskness))
     return results
 
 
+def maskness(probs: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """SOLOv2's maskness of each predicted mask: the mean foreground probability ``probs``
+    (N, H, W) over the pixels of its binarized mask ``masks`` (N, H, W; bool), 0 for an empty
+    one. Near 1 where the head is sure of every pixel it keeps, near 0.5 where it is not."""
+    kept = masks.flatten(1).to(probs.dtype)
+    return (probs.flatten(1) * kept).sum(1) / kept.sum(1).clamp_min(1)
+
+
 def _to_coco(image_id: int, o: dict[str, torch.Tensor], cat_ids: list[int],
-             arch: str) -> list[dict[str, Any]]:
+             arch: str, with_maskness: bool = False) -> list[dict[str, Any]]:
+    """COCO results of one image's detections. ``with_maskness`` (``mask_score: maskness``):
+    each mask also gets ``segm_score``, the detection's score times its :func:`maskness`, by
+    which the segm evaluations rank masks (the box score still ranks the boxes)."""
     res = []
     boxes = o["boxes"].tolist()
     scores = o["scores"].tolist()
     labels = o["labels"].tolist()
-    masks = (o["masks"][:, 0] > 0.5).numpy() if arch == "mask_rcnn" else None
+    masks = (o["masks"][:, 0] > 0.5) if arch == "mask_rcnn" else None
+    if masks is not None:
+        segm_scores = (o["scores"] * maskness(o["masks"][:, 0], masks)).tolist() \
+            if with_maskness else None
+        masks = masks.numpy()
     for i, (b, s, lab) in enumerate(zip(boxes, scores, labels)):
         if lab < 1:  # one-stage heads have a never-trained logit 0 (the label of "background")
             continue
@@ -1021,6 +1086,8 @@ def _to_coco(image_id: int, o: dict[str, torch.Tensor], cat_ids: list[int],
              "score": round(float(s), 5)}
         if masks is not None:
             r["segmentation"] = encode_mask(masks[i])
+            if segm_scores is not None:
+                r["segm_score"] = round(float(segm_scores[i]), 5)
         elif arch == "keypoint_rcnn":
             k = o["keypoints"][i].clone()
             k[:, 2] = torch.sigmoid(o["keypoints_scores"][i]).clamp_min(1e-4)

@@ -67,6 +67,16 @@ DEFAULTS: dict[str, Any] = {
     # mask_rcnn: the mask loss's weight in the summed training loss (torchvision, detectron2: 1;
     # MMDetection's loss_mask.loss_weight)
     "mask_loss_weight": 1.0,
+    # mask_rcnn: the weight of a Dice loss added to the mask head's per-pixel cross-entropy
+    # (backends.torchvision_backend.mask_loss; CondInst, SOLO). 0: torchvision's loss alone
+    "mask_dice_weight": 0.0,
+    # mask_rcnn: the mask head's learning rate (roi_heads.mask_head, .mask_predictor) as a
+    # multiple of lr, warm-up and steps included
+    "mask_head_lr_mult": 1.0,
+    # mask_rcnn: what ranks a predicted mask in the segm evaluations: box (the detection's
+    # score, as Mask R-CNN) | maskness (that score times the mean foreground probability of the
+    # binarized mask, SOLOv2's "maskness"; the boxes keep their score)
+    "mask_score": "box",
     "keypoint_head_layers": 8,
     "keypoint_head_channels": 512,
     # one-stage (torchvision's RetinaNet / FCOS defaults)
@@ -131,6 +141,16 @@ DEMO_CONFIG: dict[str, Any] = {
     # per iteration (benchmarks/bench_interleaved.py; bn: 11.9, seed 0; box_batch_size_per_image
     # 64 as well: 14.1 / 13.8 / 12.7 for 25 % more training time)
     "head_norm": "gn",
+    # The mask head learns more in the same 500 iterations (street world, seeds 0-2, segm /
+    # box AP_person, benchmarks/bench_demo_ap.py; Zen 4, 1 thread, two runs side by side):
+    # 13.4 / 12.2 / 11.6 and 23.4 / 21.4 / 19.3 before; its lr x6: 15.1 / 13.7 / 13.6 (x3: 13.0
+    # on average, x12: 13.4); a Dice loss of weight 2: 15.1 / 13.6 / 12.4 (1: 12.4 on average);
+    # both: 15.5 / 13.6 / 15.2 and 24.3 / 21.8 / 19.4 (Dice 4: 14.0 / 15.8 / 15.6); no more time
+    "mask_head_lr_mult": 6.0,
+    "mask_dice_weight": 2.0,
+    # masks ranked by maskness: seed 0 of the two above 15.5 -> 17.4 (before them 13.4 -> 14.8);
+    # mask threshold 0.3 / 0.4 / 0.5 / 0.6 with it: 15.3 / 17.3 / 17.4 / 16.3
+    "mask_score": "maskness",
     # mask_loss_weight stays 1: 2 gave the street original segm AP_person 10.4 -> 11.9, but in the
     # whole demo face blur then cost 3.9 box AP_person instead of 2.5 and realistic bodies kept
     # 73 % instead of 84 % (README, benchmark rows)
@@ -179,7 +199,8 @@ _TWO_STAGE_ONLY = frozenset({
     "rpn_post_nms_top_n_test", "rpn_batch_size_per_image", "box_batch_size_per_image",
     "box_positive_fraction", "roi_sampling_ratio", "representation_size", "mask_head_layers",
     "mask_head_channels", "mask_targets_aligned", "mask_head_pixels", "mask_loss_weight",
-    "keypoint_head_layers", "keypoint_head_channels"})
+    "mask_dice_weight", "mask_head_lr_mult", "mask_score", "keypoint_head_layers",
+    "keypoint_head_channels"})
 _ONE_STAGE_ONLY = frozenset({"octave_scales", "fg_iou_thresh", "bg_iou_thresh",
                              "center_sampling_radius", "topk_candidates"})
 # Keys an arch does not use: set in a model config they are an error (they would silently do
@@ -187,7 +208,8 @@ _ONE_STAGE_ONLY = frozenset({"octave_scales", "fg_iou_thresh", "bg_iou_thresh",
 UNUSED_KEYS: dict[str, frozenset[str]] = {
     "mask_rcnn": _ONE_STAGE_ONLY,
     "keypoint_rcnn": _ONE_STAGE_ONLY | {"mask_targets_aligned", "mask_head_pixels",
-                                        "mask_loss_weight", "head_norm"},
+                                        "mask_loss_weight", "mask_dice_weight",
+                                        "mask_head_lr_mult", "mask_score", "head_norm"},
     "retinanet": _TWO_STAGE_ONLY | {"center_sampling_radius"},
     "fcos": _TWO_STAGE_ONLY | {"anchor_sizes", "aspect_ratios", "octave_scales", "fg_iou_thresh",
                                "bg_iou_thresh"},
@@ -208,6 +230,9 @@ AMP_MODES: dict[str, tuple[str | None, bool]] = {
 }
 
 
+#: What ranks a predicted mask in the segm evaluations (``mask_score``).
+MASK_SCORES = ("box", "maskness")
+
 # Numeric bounds checked at parse time: key -> (minimum, maximum or None, minimum exclusive).
 _BOUNDS: dict[str, tuple[float, float | None, bool]] = {
     "lr": (0, None, True), "momentum": (0, 1, False), "weight_decay": (0, None, False),
@@ -220,6 +245,7 @@ _BOUNDS: dict[str, tuple[float, float | None, bool]] = {
     "rpn_batch_size_per_image": (1, None, False), "mask_head_layers": (1, None, False),
     "mask_head_channels": (1, None, False), "keypoint_head_layers": (1, None, False),
     "keypoint_head_channels": (1, None, False), "mask_loss_weight": (0, None, True),
+    "mask_dice_weight": (0, None, False), "mask_head_lr_mult": (0, None, True),
 }
 
 
@@ -338,6 +364,9 @@ def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
             continue
         if not isinstance(cfg[key], bool):
             raise err(f"{key} must be true or false, got {cfg[key]!r}")
+    if "mask_score" in cfg and cfg["mask_score"] not in MASK_SCORES:
+        raise err(f"mask_score must be one of {', '.join(MASK_SCORES)}, "
+                  f"got {cfg['mask_score']!r}")
     if not (cfg["device"] in ("auto", "cpu", "cuda") or str(cfg["device"]).startswith("cuda:")):
         raise err(f"device must be auto, cpu, cuda or cuda:N, got {cfg['device']!r}")
     if cfg["classes"] is not None and (

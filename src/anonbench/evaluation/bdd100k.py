@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from ..manifest import Manifest, annotation_mask, load_manifest
+from .results import segm_score
 
 TOOLKIT_EVALUATOR = "bdd100k.eval.ins_seg (BDD100K toolkit)"
 COCO_EVALUATOR = "pycocotools.COCOeval on the BDD100K categories (bdd100k toolkit unavailable)"
@@ -88,14 +89,14 @@ def write_toolkit_inputs(manifest: Manifest, results: list[dict[str, Any]], work
             p = work / "gt" / f"{stem}.png"
             _save_png(p, paint_bitmask(h, w, insts))
             gts.append(str(p))
-        dets = sorted(by_image[img["id"]], key=lambda r: -float(r["score"]))[:MAX_DET]
+        dets = sorted(by_image[img["id"]], key=lambda r: -segm_score(r))[:MAX_DET]
         insts = [{"category_id": r["category_id"], "mask": annotation_mask(r, h, w),
                   "index": i + 1} for i, r in enumerate(dets)]
         p = work / "pred" / f"{stem}.png"
         _save_png(p, paint_bitmask(h, w, insts))
         preds.append(str(p))
         scores.append({"name": img["file_name"],
-                       "labels": [{"index": i + 1, "score": float(r["score"])}
+                       "labels": [{"index": i + 1, "score": segm_score(r)}
                                   for i, r in enumerate(dets)]})
     score_file = work / "scores.json"
     score_file.write_text(json.dumps(scores))

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from ..manifest import Manifest, annotation_mask, load_manifest
+from .results import segm_score
 
 EVALUATOR = "cityscapesscripts.evalInstanceLevelSemanticLabeling"
 
@@ -105,12 +106,12 @@ def write_predictions(manifest: Manifest, results: list[dict[str, Any]], out_dir
     for img in manifest["images"]:
         name = os.path.basename(gt_stem(img["file_name"]))[: -len("_gtFine")]
         lines = []
-        dets = sorted(by_image[img["id"]], key=lambda r: -float(r["score"]))
+        dets = sorted(by_image[img["id"]], key=lambda r: -segm_score(r))
         for i, r in enumerate(dets):
             m = annotation_mask(r, img["height"], img["width"])
             rel = f"masks/{name}_{i}.png"
             _png(out / rel, m.astype(np.uint8) * 255)
-            lines.append(f"{rel} {int(r['category_id'])} {float(r['score']):.6f}\n")
+            lines.append(f"{rel} {int(r['category_id'])} {segm_score(r):.6f}\n")
         txt = out / f"{name}_pred.txt"
         txt.write_text("".join(lines))
         txts.append(str(txt.resolve()))

@@ -30,6 +30,7 @@ from pycocotools.cocoeval import COCOeval
 
 from ..config import environment_lock
 from ..manifest import Manifest, annotation_mask, load_manifest, person_category_ids
+from .results import segm_score
 
 IOU_TYPES = ("segm", "bbox", "keypoints")
 _STAT_NAMES = {
@@ -141,8 +142,9 @@ def evaluate_coco(gt_manifest: str | os.PathLike[str] | Manifest, results: list[
             res = [r for r in res if r["category_id"] in person_ids]
         if iou == "segm":
             # As detectron2: without bbox, loadRes takes the instance area from the mask, so
-            # small/medium/large follow mask area for segm.
-            res = [{k: v for k, v in r.items() if k != "bbox"} for r in res]
+            # small/medium/large follow mask area for segm. Masks rank by their segm_score.
+            res = [{**{k: v for k, v in r.items() if k not in ("bbox", "segm_score")},
+                    "score": segm_score(r)} for r in res]
         else:
             res = copy.deepcopy(res)
         with contextlib.redirect_stdout(io.StringIO()):
