@@ -136,7 +136,7 @@ def test_mask_rcnn_train_predict(tiny, tmp_path):
         assert isinstance(r["segmentation"]["counts"], str)
         assert r["segmentation"]["size"] == [64, 64]
         assert "keypoints" not in r
-        assert 0.0 <= r["segm_score"] <= r["score"]    # the demo preset's mask_score: maskness
+        assert 0.0 <= r["segm_score"] <= r["score"]   # the demo preset: mask_score maskness
     json.dumps(res)
     m = evaluate_coco(tiny, res, ["segm", "bbox"])
     assert 0.0 <= m["segm/AP"] <= 100.0 and "bbox/AP_car" in m
@@ -157,10 +157,12 @@ def test_mask_head_lr_mult_scales_the_mask_heads_steps_only(tiny, tmp_path):
     moved = {}
     for mult in (1.0, 4.0):
         out, _ = _train(tiny, tmp_path, f"lr{mult}", **over, mask_head_lr_mult=mult)
-        trained = torch.load(out / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
+        ckpt = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
+        trained = ckpt["state_dict"]
         moved[mult] = {k: trained[k] - init[k] for k in init if init[k].is_floating_point()}
     params = {n for n, _ in tb.build_model({**TINY, **over}, num_classes=3).named_parameters()}
-    mask = [n for n in params if n.startswith(("roi_heads.mask_head.", "roi_heads.mask_predictor."))]
+    mask = [n for n in params
+            if n.startswith(("roi_heads.mask_head.", "roi_heads.mask_predictor."))]
     assert mask
     for n in mask:
         torch.testing.assert_close(moved[4.0][n], 4 * moved[1.0][n], rtol=1e-3, atol=1e-6)

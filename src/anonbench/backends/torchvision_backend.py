@@ -770,7 +770,8 @@ def param_groups(model: nn.Module, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if mult == 1.0:
         return [{"params": [p for _, p in named]}]
-    in_mask = [n.startswith(("roi_heads.mask_head.", "roi_heads.mask_predictor.")) for n, _ in named]
+    in_mask = [n.startswith(("roi_heads.mask_head.", "roi_heads.mask_predictor."))
+               for n, _ in named]
     return [{"params": [p for (_, p), m in zip(named, in_mask) if not m]},
             {"params": [p for (_, p), m in zip(named, in_mask) if m], "lr_mult": mult,
              "lr": cfg["lr"] * mult}]
@@ -1052,7 +1053,8 @@ def predict(checkpoint: str, manifest: str | Manifest, *, threads: int = 1,
                     for img in batch]
                 outs = [{k: v.cpu() for k, v in o.items()} for o in model(imgs)]
                 for img, o in zip(batch, outs):
-                    results.extend(_to_coco(img["id"], o, cat_ids, arch, with_maskness))
+                    results.extend(_to_coco(img["id"], o, cat_ids, arch,
+                                            with_maskness=with_maskness))
     return results
 
 
