@@ -1075,11 +1075,13 @@ def _to_coco(image_id: int, o: dict[str, torch.Tensor], cat_ids: list[int],
     boxes = o["boxes"].tolist()
     scores = o["scores"].tolist()
     labels = o["labels"].tolist()
-    masks = (o["masks"][:, 0] > 0.5) if arch == "mask_rcnn" else None
-    if masks is not None:
-        segm_scores = (o["scores"] * maskness(o["masks"][:, 0], masks)).tolist() \
-            if with_maskness else None
-        masks = masks.numpy()
+    masks = segm_scores = None
+    if arch == "mask_rcnn":
+        probs = o["masks"][:, 0]
+        binary = probs > 0.5
+        if with_maskness:
+            segm_scores = (o["scores"] * maskness(probs, binary)).tolist()
+        masks = binary.numpy()
     for i, (b, s, lab) in enumerate(zip(boxes, scores, labels)):
         if lab < 1:  # one-stage heads have a never-trained logit 0 (the label of "background")
             continue
