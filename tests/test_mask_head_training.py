@@ -148,3 +148,15 @@ def test_masks_rank_by_their_segm_score_and_boxes_by_their_score():
     assert by_box["segm/AP"] == pytest.approx(50.0, abs=1) == still_box["segm/AP"]
     assert by_maskness["segm/AP"] == pytest.approx(100.0)
     assert by_box["bbox/AP"] == by_maskness["bbox/AP"] == pytest.approx(50.0, abs=1)
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"mask_score": "mean"}, "mask_score must be one of box, maskness, got 'mean'"),
+    ({"mask_dice_weight": -1}, "mask_dice_weight must be >= 0"),
+    ({"mask_head_lr_mult": 0}, "mask_head_lr_mult must be > 0"),
+    ({"arch": "keypoint_rcnn", "mask_score": "maskness"},
+     "mask_score has no meaning for arch keypoint_rcnn"),
+])
+def test_bad_settings_are_refused_naming_the_key(over, message):
+    with pytest.raises(ValueError, match=message):
+        tb.resolve_config({"preset": "demo", **over})
