@@ -1,5 +1,5 @@
 """The demo worlds show the study's orderings (one seed, reduced worlds, the real demo models
-trained for 400 iterations instead of the demo's 500 and 450; about 5 minutes on 2 cores).
+trained for 400 iterations instead of the demo's 750 and 450; about 5 minutes on 2 cores).
 
 Street world: anonymizing whole bodies costs the person class nearly all of its AP, faces far
 less, and realistic bodies (the demo generator's new people) keep at least half of it. Close-up
