@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,6 +115,100 @@ def test_duplicate_image_ids_and_file_names(coco):
     with pytest.raises(ManifestError, match=rf"file_name '{data['images'][0]['file_name']}' "
                                             "appears twice"):
         _load(root, path, dup)
+
+
+@pytest.mark.parametrize("alias", ["dot", "symlink", "hardlink"])
+def test_one_file_listed_under_two_names_stops_prepare(coco, alias):
+    """Two entries of one file would be anonymized apart: each copy keeps the other's persons."""
+    root, path, data = coco
+    first = data["images"][0]
+    name = first["file_name"]
+    if alias == "dot":
+        other = f"./{name}"
+        match = rf"file_name '\./{name}' appears twice \(images {first['id']} and 999\)"
+    else:
+        other = f"alias-{name}"
+        link = root / "train2017" / other
+        (os.symlink if alias == "symlink" else os.link)(root / "train2017" / name, link)
+        match = (rf"images {first['id']} \('{name}'\) and 999 \('{other}'\) are the same "
+                 "file")
+    data["images"].append({**first, "id": 999, "file_name": other})
+    with pytest.raises(ManifestError, match=match):
+        _load(root, path, data)
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("sub/../{}", "has a '..' part"),
+    ("{}.jfif", "'.jfif' is not one"),
+    ("{}_noext", "'no extension' is not one"),
+])
+def test_a_file_name_the_writers_cannot_keep_stops_prepare(coco, name, reason):
+    root, path, data = coco
+    img = data["images"][0]
+    src = root / "train2017" / img["file_name"]
+    (root / "train2017" / "sub").mkdir()
+    img["file_name"] = name.format(Path(img["file_name"]).stem)
+    if ".." not in name:
+        src.rename(root / "train2017" / img["file_name"])
+    with pytest.raises(ManifestError, match=rf"image {img['id']} file_name .*{reason}"):
+        _load(root, path, data)
+
+
+@pytest.mark.parametrize("kind, index, key", [
+    ("images", 1, "id"), ("images", 1, "file_name"), ("images", 2, "height"),
+    ("annotations", 3, "id"), ("annotations", 3, "segmentation"),
+    ("annotations", 4, "image_id"), ("annotations", 4, "category_id")])
+def test_a_key_missing_from_a_later_entry_is_named(coco, kind, index, key):
+    root, path, data = coco
+    entry = data[kind][index]
+    del entry[key]
+    ident = "" if key == "id" else rf" \(id {entry['id']}\)"
+    with pytest.raises(ManifestError, match=rf"{path}: {kind}\[{index}\]{ident} lacks {key}"):
+        _load(root, path, data)
+
+
+@pytest.mark.parametrize("value", [None, float("nan"), float("inf"), "a", 10 ** 400])
+@pytest.mark.parametrize("field", ["segmentation", "keypoints", "bbox"])
+def test_a_coordinate_that_is_not_a_finite_number_is_named(coco, field, value):
+    """pycocotools rasterizes a NaN or null polygon point as a polygon of unbounded size (the
+    process grew to 24 GB before it was killed): prepare names it instead."""
+    root, path, data = coco
+    if field == "keypoints":
+        path = root / "annotations" / "person_keypoints_train2017.json"
+        data = json.loads(path.read_text())
+    a = next(a for a in data["annotations"] if a.get("num_keypoints", 1) > 0)
+    a["segmentation"] = [[1, 1, 9, 1, 9, 9, 1, 9]]
+    target = a["segmentation"][0] if field == "segmentation" else a[field]
+    target[2] = value
+    with pytest.raises(ManifestError, match=rf"{path}: annotation {a['id']}: "
+                                            rf"(polygon 0 holds|keypoints hold|bbox )"):
+        _load(root, path, data)
+
+
+def test_a_crowd_flag_that_is_not_0_or_1_is_named(coco):
+    root, path, data = coco
+    a = data["annotations"][0]
+    a["iscrowd"] = "0"  # truthy: the person would be skipped as a crowd, left as it is
+    with pytest.raises(ManifestError, match=rf"annotation {a['id']}: iscrowd '0' is not 0 or 1"):
+        _load(root, path, data)
+    a["iscrowd"] = None  # as 0: anonymized
+    m = _load(root, path, data)
+    assert next(b for b in m["annotations"] if b["id"] == a["id"])["iscrowd"] == 0
+
+
+def test_person_categories_that_match_no_category_stop_prepare(coco):
+    """A category name that matches nothing would leave every person as they are."""
+    root, path, data = coco
+    person = next(c for c in data["categories"] if c["name"] == "person")
+    person["name"] = "Person"
+    with pytest.raises(ManifestError, match=rf"{path}: no category named person or pedestrian "
+                                            r"\(its categories: 'Person', "):
+        _load(root, path, data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=r"person_categories 'persons' match no category"):
+        load_split("coco", str(root), "train", "d", person_categories=["Person", "persons"])
+    m = load_split("coco", str(root), "train", "d", person_categories=["Person"])
+    assert m["info"]["summary"]["persons_kept"] > 0
 
 
 def test_a_polygon_of_two_points_is_named(coco):

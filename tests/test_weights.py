@@ -236,6 +236,19 @@ def test_check_on_the_demo_config_exits_0(capsys):
     assert "weights:  ok" in out and "datasets: ok" in out
 
 
+def test_check_of_a_partial_config_says_how_snakemake_reads_it(capsys, tmp_path):
+    """A file like the README's mine.yaml is merged over config.yaml by snakemake --configfile;
+    checked alone it lacks the top-level keys, and the message says what to give instead."""
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("datasets:\n  mine: {format: coco, root: /nowhere}\n")
+    rc, out, _ = run_cli(capsys, "check", "--configfile", str(mine))
+    assert rc == 1
+    assert "is a required property" in out
+    assert f"check them as it does with --configfile config.yaml {mine}" in out
+    rc, out, _ = run_cli(capsys, "check", "--configfile", str(REPO / "config.yaml"), str(mine))
+    assert "config:   ok" in out and "datasets: FAIL" in out and "/nowhere" in out
+
+
 def test_check_on_the_paper_config_lists_each_missing_file_and_exits_1(capsys):
     rc, out, err = run_cli(capsys, "weights", "check", "--configfile",
                            str(REPO / "config" / "paper.yaml"))

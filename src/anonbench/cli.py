@@ -48,6 +48,10 @@ def load_config(files: Sequence[str] | None) -> dict[str, Any]:
         update_config(config, part)
     err = schema_error(config, SCHEMA)
     if err:
+        if err.startswith("(top level)") and "required property" in err:
+            # snakemake --configfile merges a partial file over the Snakefile's config.yaml
+            err += (f"; snakemake merges {' '.join(files)} over the workflow's config.yaml: "
+                    f"check them as it does with --configfile config.yaml {' '.join(files)}")
         raise UsageError(f"invalid config: {err}")
     validate(config, str(SCHEMA))   # fills the schema's defaults, as the Snakefile does
     try:

@@ -14,6 +14,8 @@ from .manifest import atomic_path
 JPEG_QUALITY = 100
 #: PNG (Cityscapes) is written with a fast zlib level: the encoder dominates anonymization time.
 PNG_COMPRESS_LEVEL = 1
+#: The file name extensions an anonymized copy can be written under (its format follows it).
+WRITABLE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 class ImageReadError(OSError):
@@ -104,7 +106,7 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"{path}: expected uint8 RGB (H, W, 3), got {image.dtype} {image.shape}")
     suffix = Path(path).suffix.lower()
-    if suffix not in (".jpg", ".jpeg", ".png"):
+    if suffix not in WRITABLE_SUFFIXES:
         raise ValueError(f"{path}: unsupported image format {suffix!r} (jpg, jpeg, png)")
     im = Image.fromarray(image)
     with atomic_path(path) as tmp:

@@ -15,6 +15,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from ..images import WRITABLE_SUFFIXES
 from ..manifest import ManifestError, rle_counts, rle_runs_error
 
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
@@ -72,6 +73,14 @@ def confined_image_path(image_root: str | os.PathLike[str], image: dict[str, Any
     where = f"{source}: image {image.get('id')} file_name {name!r}"
     if not name or os.path.isabs(name) or name.startswith("\\") or ":" in name[:3]:
         raise ManifestError(f"{where} is not a relative path inside the image directory {root}")
+    if ".." in name.split("/"):
+        # the writers resolve 'a/../b' to 'b', the readers would not (and a/ may not exist)
+        raise ManifestError(f"{where} has a '..' part; give the path inside the image "
+                            f"directory without it")
+    if Path(name).suffix.lower() not in WRITABLE_SUFFIXES:
+        raise ManifestError(f"{where}: anonymized copies are written in the format their name "
+                            f"says, and {Path(name).suffix or 'no extension'!r} is not one "
+                            f"({', '.join(WRITABLE_SUFFIXES)}); rename the file")
     real_root = os.path.realpath(root)
     p = os.path.realpath(root / name)
     if os.path.commonpath([real_root, p]) != real_root or p == real_root:
@@ -80,10 +89,23 @@ def confined_image_path(image_root: str | os.PathLike[str], image: dict[str, Any
 
 
 def confine_images(manifest: dict[str, Any], source: str | os.PathLike[str]) -> None:
-    """:func:`confined_image_path` for every image of a manifest."""
+    """:func:`confined_image_path` for every image of a manifest, and no file listed twice:
+    two entries of one file (``a.jpg`` and ``./a.jpg``, a symlink or a hard link to it) would
+    be anonymized apart, each copy keeping the persons of the other entry."""
     root = manifest["info"]["image_root"]
+    seen: dict[tuple[int, int], Any] = {}
     for img in manifest["images"]:
-        confined_image_path(root, img, source)
+        p = confined_image_path(root, img, source)
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue  # missing files are the loaders' to name
+        other = seen.setdefault((st.st_dev, st.st_ino), img)
+        if other is not img:
+            raise ManifestError(
+                f"{source}: images {other.get('id')} ({other.get('file_name')!r}) and "
+                f"{img.get('id')} ({img.get('file_name')!r}) are the same file; list it once "
+                "(each entry would be anonymized with only its own persons)")
 
 
 def read_json(path: str | os.PathLike[str], what: str) -> Any:
