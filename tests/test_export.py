@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anonbench import audit, steps
+from anonbench import audit, cli, steps
 from anonbench.datasets import demo, load_split
 from anonbench.manifest import load_manifest
 from anonbench.metadata import has_metadata
@@ -149,8 +149,9 @@ def test_the_export_target_runs_no_training(tmp_path):
     assert p.returncode != 0
 
 
-def test_the_readme_export_command_as_written(tmp_path):
-    """README, "Anonymize your own dataset": the YAML and the command line, verbatim (dry run)."""
+def test_the_readme_export_command_as_written(tmp_path, monkeypatch, capsys):
+    """README, "Anonymize your own dataset": the YAML and the command lines, verbatim (the
+    preflight check, and the workflow as a dry run)."""
     import re
     import shlex
 
@@ -160,7 +161,8 @@ def test_the_readme_export_command_as_written(tmp_path):
 
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Anonymize your own dataset", 1)[1].split("\n## ", 1)[0]
-    mine_yaml, command = re.findall(r"```(?:yaml|bash)\n(.*?)```", section, re.S)[:2]
+    mine_yaml, commands = re.findall(r"```(?:yaml|bash)\n(.*?)```", section, re.S)[:2]
+    check, command = (line.split("#")[0].strip() for line in commands.strip().splitlines())
     root, _ = own_dataset(tmp_path)
     cfg = yaml.safe_load(mine_yaml)
     cfg["datasets"]["mine"]["root"] = str(root)
@@ -170,7 +172,13 @@ def test_the_readme_export_command_as_written(tmp_path):
     work.mkdir()
     write_config(work / "mine.yaml", cfg)
     shutil.copyfile(REPO / "config.yaml", work / "config.yaml")  # run from the repository
-    args = shlex.split(command.strip())
+    args = shlex.split(check)
+    assert args[:2] == ["anonbench", "check"]
+    monkeypatch.chdir(work)
+    assert cli.main(args[1:]) == 0
+    out = capsys.readouterr().out
+    assert "config:   ok" in out and f"mine={root}" in out
+    args = shlex.split(command)
     assert args[0] == "snakemake"
     args = [str(work / a) if a == "mine.yaml" else a for a in args[1:]
             if a not in ("--profile", "profiles/local")] + ["-n"]
