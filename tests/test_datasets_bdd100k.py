@@ -122,7 +122,7 @@ def box_label(category, y0, attributes=None, size=(20, 30)):
 def test_rle_labels_use_the_toolkits_name_and_ignored_mappings(tmp_path):
     frames = [{"name": "a.jpg", "labels": [
         box_label("person", 0), box_label("other person", 4), box_label("bike", 8),
-        box_label("pedestrian", 12, {"crowd": True}), box_label("traffic sign", 16)]},
+        box_label("pedestrian", 12, {"crowd": True})]},
         {"name": "b.jpg", "labels": None}]
     m = load_split("bdd100k", str(rle_dataset(tmp_path / "b", frames)), "train", "b")
     got = sorted((a["category_id"], a["iscrowd"], a["anonymize"]) for a in m["annotations"])
@@ -130,7 +130,6 @@ def test_rle_labels_use_the_toolkits_name_and_ignored_mappings(tmp_path):
     s = m["info"]["summary"]
     assert s["images"] == 2 and s["persons_kept"] == 1
     assert s["persons_skipped"] == {"crowd": 1, "ignored": 1}
-    assert s["skipped_other_category"] == 1
     a = next(a for a in m["annotations"] if a["anonymize"])
     assert a["bbox"] == [2.0, 0.0, 6.0, 3.0] and a["area"] == 18
     assert [i["width"] for i in m["images"]] == [30, 30]
@@ -211,7 +210,66 @@ def test_bitmask_not_rgba(tmp_path):
     shutil.copytree(TOOLKIT, root)
     bm = root / "labels" / "ins_seg" / "bitmasks" / "train" / "00000000-00000001.png"
     Image.open(bm).convert("RGB").save(bm)
-    with pytest.raises(ManifestError, match=f"{bm}: expected an RGBA bitmask"):
+    with pytest.raises(ManifestError, match=f"{bm}: expected an 8-bit RGBA bitmask"):
+        load_split("bdd100k", str(root), "train", "b")
+
+
+def test_bitmask_of_16_bits_is_refused(tmp_path):
+    """Pillow reads a 16-bit RGBA PNG as 8-bit RGBA of the high bytes: category 1 became 0."""
+    cv2 = pytest.importorskip("cv2")
+    root = tmp_path / "b"
+    shutil.copytree(TOOLKIT, root)
+    bm = root / "labels" / "ins_seg" / "bitmasks" / "train" / "00000000-00000001.png"
+    rgba = np.asarray(Image.open(bm)).astype(np.uint16)
+    cv2.imwrite(str(bm), np.ascontiguousarray(rgba[..., [2, 1, 0, 3]]))  # BGRA, 16-bit
+    with pytest.raises(ManifestError, match=f"{bm}: expected an 8-bit RGBA bitmask .*got "
+                                            "16-bit RGBA"):
+        load_split("bdd100k", str(root), "train", "b")
+
+
+def test_bitmask_category_outside_the_ins_seg_ids_is_refused(tmp_path):
+    root = tmp_path / "b"
+    shutil.copytree(TOOLKIT, root)
+    bm = root / "labels" / "ins_seg" / "bitmasks" / "train" / "00000000-00000001.png"
+    rgba = np.array(Image.open(bm))
+    rgba[rgba[..., 0] == 1, 0] = 9  # the pedestrians' category
+    Image.fromarray(rgba, "RGBA").save(bm)
+    with pytest.raises(ManifestError, match=rf"{bm}: instance \d+ has category id 9 in R, "
+                                            "outside the toolkit's ins_seg ids 1-8"):
+        load_split("bdd100k", str(root), "train", "b")
+
+
+@pytest.mark.parametrize("category", ["Pedestrian", "traffic sign"])
+def test_rle_category_outside_the_toolkits_names_is_refused(tmp_path, category):
+    """Skipped, such a label would leave its person (if it is one) as it is."""
+    root = rle_dataset(tmp_path / "b", [{"name": "a.jpg", "labels": [box_label(category, 0)]}])
+    with pytest.raises(ManifestError, match=rf"frame 'a.jpg': label '1': category '{category}' "
+                                            "is not one of the toolkit's ins_seg categories"):
+        load_split("bdd100k", str(root), "train", "b")
+
+
+@pytest.mark.parametrize("flag", ["crowd", "ignored"])
+def test_rle_crowd_or_ignored_that_is_not_a_boolean_is_refused(tmp_path, flag):
+    """bool("false") is True: the pedestrian would be left as a crowd or ignored region."""
+    root = rle_dataset(tmp_path / "b", [{"name": "a.jpg", "labels": [
+        box_label("pedestrian", 0, {flag: "false"})]}])
+    with pytest.raises(ManifestError, match=rf"label '1': attribute {flag} is 'false', not a "
+                                            "boolean"):
+        load_split("bdd100k", str(root), "train", "b")
+    root = rle_dataset(tmp_path / "c", [{"name": "a.jpg", "labels": [
+        box_label("pedestrian", 0, {flag: 0}), box_label("pedestrian", 4, {flag: 1})]}])
+    m = load_split("bdd100k", str(root), "train", "b")
+    assert sorted(a["anonymize"] for a in m["annotations"]) == [False, True]
+
+
+def test_an_exif_orientation_on_an_image_is_refused(tmp_path):
+    root = rle_dataset(tmp_path / "b", [{"name": "a.jpg", "labels": [box_label("car", 0)]}])
+    img = root / "images" / "10k" / "train" / "a.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.open(img).save(img, exif=exif.tobytes())
+    with pytest.raises(ManifestError, match=f"^{img}: EXIF orientation 6, but its labels lie on "
+                                            "the stored pixels"):
         load_split("bdd100k", str(root), "train", "b")
 
 

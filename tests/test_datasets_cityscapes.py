@@ -211,3 +211,29 @@ def test_eight_bit_instance_image_is_refused(tmp_path):
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(png)
     with pytest.raises(ManifestError, match=f"{png}: expected a single-channel"):
         load_split("cityscapes", str(root), "train", "cs")
+
+
+@pytest.mark.parametrize("how", ["pillow-L", "cv2-gray8"])
+def test_an_instance_image_converted_to_8_bit_is_refused(tmp_path, how):
+    """In 8 bits the ids (label id x 1000 + index) of the persons merge or vanish."""
+    root = small_case(tmp_path)
+    png = next((root / "gtFine").rglob("*_instanceIds.png"))
+    if how == "pillow-L":
+        Image.open(png).convert("L").save(png)
+    else:
+        cv2.imwrite(str(png), cv2.imread(str(png), cv2.IMREAD_GRAYSCALE))
+    with pytest.raises(ManifestError, match=f"{png}: an 8-bit instance image cannot hold"):
+        load_split("cityscapes", str(root), "train", "cs")
+
+
+def test_an_exif_orientation_on_an_image_is_refused(tmp_path):
+    """The masks lie on the stored pixels; the anonymizers would turn the image upright first
+    and blur beside the persons."""
+    root = small_case(tmp_path)
+    img = next((root / "leftImg8bit").rglob("*.png"))
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    Image.open(img).save(img, exif=exif.tobytes())
+    with pytest.raises(ManifestError, match=f"^{img}: EXIF orientation 3, but its labels lie on "
+                                            "the stored pixels"):
+        load_split("cityscapes", str(root), "train", "cs")

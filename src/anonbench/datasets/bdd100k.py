@@ -15,7 +15,9 @@ The ``bdd100k`` toolkit itself is not imported: it installs on Python 3.11 but i
 models need ``pydantic<2`` while Snakemake 9 needs pydantic 2, so the documented formats are
 decoded here. Categories (ids as the toolkit's ``ins_seg`` config): pedestrian, rider, car, truck,
 bus, train, motorcycle, bicycle; the toolkit's name mapping (``person`` -> pedestrian, ...) and
-ignored mapping (``other person`` -> pedestrian, ignored, ...) are applied to RLE labels.
+ignored mapping (``other person`` -> pedestrian, ignored, ...) are applied to RLE labels; any
+other category (and a bitmask category id outside 1-8) is refused rather than skipped, since a
+misspelt ``Pedestrian`` would leave its people as they are.
 Persons anonymized: ``pedestrian`` only, not crowd, not ignored. Crowd and ignored instances stay
 in the manifest as ``iscrowd`` regions (ignored in training and evaluation).
 """
@@ -80,9 +82,11 @@ def read_bitmask(path: str | os.PathLike[str]) -> np.ndarray:
         raise ManifestError(f"{path}: bitmask not found") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ManifestError(f"{path}: not a readable bitmask ({e})") from None
-    if mode != "RGBA":
-        raise ManifestError(f"{path}: expected an RGBA bitmask (R category, G attributes, "
-                            f"B/A instance id), got mode {mode}")
+    depth = checks.png_bit_depth(path)
+    if mode != "RGBA" or depth not in (None, 8):
+        got = f"{depth}-bit {mode}" if depth else f"mode {mode}"
+        raise ManifestError(f"{path}: expected an 8-bit RGBA bitmask (R category, G attributes, "
+                            f"B/A instance id), got {got}")
     return arr
 
 
@@ -132,8 +136,20 @@ def _records_from_rles(frame: dict[str, Any], path: Path, h: int, w: int
         if isinstance(counts, list):
             coco_rle = mask_utils.frPyObjects(seg, h, w)
             seg = {"size": [h, w], "counts": coco_rle["counts"].decode("ascii")}
+        where = f"{path}: frame {frame['name']!r}: label {lab.get('id')!r}"
         attrs = lab.get("attributes") or {}
+        if not isinstance(attrs, dict):
+            raise ManifestError(f"{where}: attributes {attrs!r} are not an object")
+        for flag in ("crowd", "ignored"):
+            if attrs.get(flag) not in (None, True, False):  # 0 and 1 are False and True
+                # a string "false" would count as true, and such a person is left as it is
+                raise ManifestError(f"{where}: attribute {flag} is {attrs[flag]!r}, not a "
+                                    "boolean")
         name, ignored = map_category(lab["category"])
+        if name not in CATEGORY_NAMES:
+            raise ManifestError(f"{where}: category {lab['category']!r} is not one of the "
+                                f"toolkit's ins_seg categories ({', '.join(CATEGORY_NAMES)}) or "
+                                f"their mapped names ({', '.join([*NAME_MAPPING, *IGNORED_MAPPING])})")
         out.append({"category": name, "instance_id": lab.get("id"),
                     "crowd": bool(attrs.get("crowd", False)),
                     "ignored": ignored or bool(attrs.get("ignored", False)),
@@ -163,7 +179,6 @@ def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool =
     cat_id = {c["name"]: c["id"] for c in CATEGORIES}
     summary = checks.new_summary(("ignored",))
     summary["instances"] = {n: 0 for n in CATEGORY_NAMES}
-    summary["skipped_other_category"] = 0
     summary["skipped_empty"] = 0
     images, anns = [], []
     seen: set[str] = set()
@@ -181,34 +196,33 @@ def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool =
             records = []
             for inst in decode_bitmask(bitmask):
                 if not 1 <= inst["category_id"] <= len(CATEGORY_NAMES):
-                    summary["skipped_other_category"] += 1
-                    continue
+                    raise ManifestError(
+                        f"{entry}: instance {inst['instance_id']} has category id "
+                        f"{inst['category_id']} in R, outside the toolkit's ins_seg ids "
+                        f"1-{len(CATEGORY_NAMES)} (0: background)")
                 m = inst.pop("mask")
                 records.append({**inst, "category": CATEGORY_NAMES[inst["category_id"] - 1],
                                 "segmentation": encode_mask(m), "area": int(m.sum()),
                                 "bbox": checks.mask_bbox(m)})
             where = entry
         else:
-            w, h = checks.image_size(img_path) if check_images else (None, None)
+            w, h = checks.image_size(img_path, stored_labels=True) if check_images else (None, None)
             if h is None:
                 sizes = [lab["rle"]["size"] for lab in entry.get("labels") or []]
                 if not sizes:
-                    w, h = checks.image_size(img_path)
+                    w, h = checks.image_size(img_path, stored_labels=True)
                 else:
                     h, w = (int(v) for v in sizes[0])
             records = _records_from_rles(entry, label_file, h, w)
             where = label_file
         if check_images and source == "bitmasks":
-            size = checks.image_size(img_path)
+            size = checks.image_size(img_path, stored_labels=True)
             if size != (w, h):
                 raise ManifestError(f"{img_path}: image is {size[0]}x{size[1]} but its bitmask "
                                     f"{where} is {w}x{h}")
         image = {"id": image_id, "file_name": name, "width": int(w), "height": int(h)}
         images.append(image)
         for r in records:
-            if r["category"] not in cat_id:
-                summary["skipped_other_category"] += 1
-                continue
             person = r["category"] == PERSON
             if r["area"] <= 0:
                 summary["skipped_empty"] += 1

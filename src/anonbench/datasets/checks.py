@@ -30,18 +30,29 @@ def require_dir(path: str | os.PathLike[str], what: str) -> Path:
     return path
 
 
-def image_size(path: str | os.PathLike[str], *, upright: bool = False) -> tuple[int, int]:
+def image_size(path: str | os.PathLike[str], *, upright: bool = False,
+               stored_labels: bool = False) -> tuple[int, int]:
     """``(width, height)`` of an image file (``upright``: after its EXIF orientation); raises
     :class:`ManifestError` if it is missing, empty, not an image, or truncated (no end marker).
-    The full decode comes later, per shard (rule check_images)."""
+    ``stored_labels``: the labels lie on the stored pixels (Cityscapes' and BDD100K's masks), so
+    an EXIF orientation, which the decoders apply, is refused. The full decode comes later, per
+    shard (rule check_images)."""
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise ManifestError(f"{path}: image file is empty (0 bytes)")
         with Image.open(path) as im:
             size, fmt = im.size, im.format
-            if upright and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            orientation = im.getexif().get(0x0112, 1)
+            if upright and orientation in (5, 6, 7, 8):
                 size = (size[1], size[0])
+            if stored_labels and orientation not in (0, 1):
+                raise ManifestError(
+                    f"{path}: EXIF orientation {orientation}, but its labels lie on the stored "
+                    "pixels, which the anonymizers would turn upright first; remove the tag "
+                    "(e.g. exiftool -Orientation= FILE)")
+    except ManifestError:
+        raise
     except FileNotFoundError:
         raise ManifestError(f"{path}: image not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
@@ -60,6 +71,16 @@ def image_size(path: str | os.PathLike[str], *, upright: bool = False) -> tuple[
     if fmt == "JPEG" and not tail.rstrip(b"\x00\r\n ").endswith(_JPEG_EOI):
         raise ManifestError(f"{path}: truncated JPEG (no end-of-image marker)")
     return size
+
+
+def png_bit_depth(path: str | os.PathLike[str]) -> int | None:
+    """The bit depth per channel in a PNG's header (IHDR), or None for another format. Pillow
+    opens a 16-bit RGBA PNG as 8-bit RGBA, keeping the high bytes only."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return head[24]
 
 
 def confined_image_path(image_root: str | os.PathLike[str], image: dict[str, Any],

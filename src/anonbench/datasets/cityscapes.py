@@ -62,6 +62,11 @@ def read_instance_ids(path: str | os.PathLike[str]) -> np.ndarray:
     if arr.ndim != 2 or arr.dtype.kind not in "iu":
         raise ManifestError(f"{path}: expected a single-channel integer instance image, "
                             f"got {arr.dtype} {arr.shape}")
+    if arr.dtype.itemsize < 2:
+        # ids are label id x 1000 + instance: in 8 bits the persons merge or vanish
+        raise ManifestError(f"{path}: an 8-bit instance image cannot hold Cityscapes' instance "
+                            "ids (label id x 1000 + index, 16-bit); use the original file, or "
+                            "delete it and the polygons are rasterized instead")
     return arr.astype(np.int32)
 
 
@@ -143,7 +148,7 @@ def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool =
         ids = instance_image(gt_dir, gt_file)
         h, w = ids.shape
         if check_images:
-            size = checks.image_size(path)
+            size = checks.image_size(path, stored_labels=True)
             if size != (w, h):
                 raise ManifestError(f"{path}: image is {size[0]}x{size[1]} but its ground "
                                     f"truth {gt_dir / gt_file} is {w}x{h}")
