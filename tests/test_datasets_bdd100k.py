@@ -262,16 +262,6 @@ def test_rle_crowd_or_ignored_that_is_not_a_boolean_is_refused(tmp_path, flag):
     assert sorted(a["anonymize"] for a in m["annotations"]) == [False, True]
 
 
-def test_an_exif_orientation_on_an_image_is_refused(tmp_path):
-    root = rle_dataset(tmp_path / "b", [{"name": "a.jpg", "labels": [box_label("car", 0)]}])
-    img = root / "images" / "10k" / "train" / "a.jpg"
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    Image.open(img).save(img, exif=exif.tobytes())
-    with pytest.raises(ManifestError, match=f"^{img}: EXIF orientation 6, but its labels lie on "
-                                            "the stored pixels"):
-        load_split("bdd100k", str(root), "train", "b")
-
 
 def test_rle_counts_roundtrip_with_pycocotools(tmp_path):
     root = rle_dataset(tmp_path / "b", [{"name": "a.jpg", "labels": [box_label("car", 5)]}])

@@ -224,16 +224,3 @@ def test_an_instance_image_converted_to_8_bit_is_refused(tmp_path, how):
         cv2.imwrite(str(png), cv2.imread(str(png), cv2.IMREAD_GRAYSCALE))
     with pytest.raises(ManifestError, match=f"{png}: an 8-bit instance image cannot hold"):
         load_split("cityscapes", str(root), "train", "cs")
-
-
-def test_an_exif_orientation_on_an_image_is_refused(tmp_path):
-    """The masks lie on the stored pixels; the anonymizers would turn the image upright first
-    and blur beside the persons."""
-    root = small_case(tmp_path)
-    img = next((root / "leftImg8bit").rglob("*.png"))
-    exif = Image.Exif()
-    exif[0x0112] = 3
-    Image.open(img).save(img, exif=exif.tobytes())
-    with pytest.raises(ManifestError, match=f"^{img}: EXIF orientation 3, but its labels lie on "
-                                            "the stored pixels"):
-        load_split("cityscapes", str(root), "train", "cs")

@@ -211,6 +211,25 @@ def test_person_categories_that_match_no_category_stop_prepare(coco):
     assert m["info"]["summary"]["persons_kept"] > 0
 
 
+@pytest.mark.parametrize("fmt", ["cityscapes", "bdd100k"])
+def test_an_exif_orientation_where_the_labels_lie_on_the_stored_pixels_stops_prepare(tmp_path,
+                                                                                      fmt):
+    """Cityscapes' and BDD100K's masks lie on the stored pixels; the decoders would turn the
+    image upright first and blur beside the persons."""
+    if fmt == "cityscapes":
+        pytest.importorskip("cityscapesscripts")
+    root = tmp_path / fmt
+    demo.generate_world_in_layout(root, fmt, seed=1, n_train=2, n_val=1)
+    m = load_split(fmt, str(root), "train", "d")
+    img = Path(m["info"]["image_root"]) / m["images"][0]["file_name"]
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    Image.open(img).save(img, exif=exif.tobytes())
+    with pytest.raises(ManifestError, match=f"^{img}: EXIF orientation 3, but its labels lie on "
+                                            "the stored pixels"):
+        load_split(fmt, str(root), "train", "d")
+
+
 def test_a_polygon_of_two_points_is_named(coco):
     root, path, data = coco
     a = data["annotations"][0]
