@@ -269,3 +269,13 @@ def test_rle_counts_roundtrip_with_pycocotools(tmp_path):
     seg = m["annotations"][0]["segmentation"]
     rle = {"size": seg["size"], "counts": seg["counts"].encode()}
     assert mask_utils.area(rle) == 18
+
+
+def test_images_without_labels_are_left_out_and_counted(tmp_path):
+    root = rle_dataset(tmp_path / "b", [{"name": "a.jpg", "labels": [box_label("car", 0)]}])
+    m = load_split("bdd100k", str(root), "train", "b")
+    assert "images_without_labels_left_out" not in m["info"]["summary"]
+    Image.new("RGB", (30, 20)).save(root / "images" / "10k" / "train" / "extra.jpg")
+    m = load_split("bdd100k", str(root), "train", "b")
+    assert [i["file_name"] for i in m["images"]] == ["a.jpg"]
+    assert m["info"]["summary"]["images_without_labels_left_out"] == 1

@@ -247,6 +247,13 @@ def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool =
                          **({"skip_reason": "crowd" if r["crowd"] else "ignored"}
                             if person and ignore else {})})
     summary["images"] = len(images)
+    # images without labels cannot be anonymized: they are left out of the manifest and so of
+    # the export, and the summary says how many
+    unlabelled = sum(1 for f in img_dir.rglob("*")
+                     if f.suffix.lower() in (".jpg", ".jpeg") and
+                     f.relative_to(img_dir).as_posix() not in seen)
+    if unlabelled:
+        summary["images_without_labels_left_out"] = unlabelled
     return {
         "info": {"format": "bdd100k", "split": split, "image_root": str(img_dir),
                  "labels": source, "label_file": str(label_file), "summary": summary},
