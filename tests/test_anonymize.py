@@ -24,6 +24,10 @@ def scipy_blur(image, sigma):
 def test_kernel_size_follows_the_study():
     assert anonymize.blur_kernel_size(7) == 21
     assert anonymize.blur_kernel_size(4) == 13  # 12 made odd
+    assert anonymize.blur_kernel_size(0.5) == 3   # round(1.5) = 2 made odd
+    for sigma in (0.49, 0.01, float("nan")):      # a 1-pixel kernel: an identity
+        with pytest.raises(ValueError, match="below 0.5 the kernel is 1 pixel"):
+            anonymize.blur_kernel_size(sigma)
 
 
 def test_gaussian_blur_matches_scipy(astronaut):

@@ -15,7 +15,7 @@ def test_default_and_paper_configs_are_valid(demo_config, paper_config):
     (lambda c: c["variants"].update({"x": {"method": "pixelate", "region": "face"}}),
      "variants.x.method: 'pixelate' is not one of"),
     (lambda c: c["variants"]["face-blur"].update({"sigma": -1}),
-     "variants.face-blur.sigma: -1 is less than or equal to the minimum of 0"),
+     "variants.face-blur.sigma: -1 is less than the minimum of 0.5"),
     (lambda c: c.update({"seeds": []}), "seeds: [] should be non-empty"),
     (lambda c: c["tables"]["table1"].pop("metrics"), "tables.table1: 'metrics' is a required"),
 ])

@@ -109,7 +109,21 @@ def test_keys_the_evaluators_write_are_the_declared_ones(fmt, tmp_path):
     (lambda c: c["variants"]["face-blur"].update({"sigma": 1e9}),
      "variants.face-blur.sigma: 1000000000.0 is greater than the maximum of 100"),
     (lambda c: c["variants"]["face-blur"].update({"sigma": 0}),
-     "variants.face-blur.sigma: 0 is less than or equal to the minimum of 0"),
+     "variants.face-blur.sigma: 0 is less than the minimum of 0.5"),
+    # a kernel of 1 pixel: the blur changed nothing, and the audit counted each region as flat
+    (lambda c: c["variants"]["face-blur"].update({"sigma": 0.49}),
+     "variants.face-blur.sigma: 0.49 is less than the minimum of 0.5"),
+    # NaN passes every bound (no comparison with it is true)
+    (lambda c: c["variants"]["face-blur"].update({"sigma": float("nan")}),
+     "variants.face-blur.sigma: nan is not of type 'number'"),
+    (lambda c: c["variants"]["body-realistic-hm"].update({"truncation_value": float("nan")}),
+     "variants.body-realistic-hm.truncation_value: nan is not of type 'number'"),
+    (lambda c: c["datasets"]["demo"]["faces"].update({"threshold": float("nan")}),
+     "datasets.demo.faces.threshold: nan is not of type 'number'"),
+    # 2.0 counts as an integer in JSON Schema, and reached range() and seed0.0.json
+    (lambda c: c["datasets"]["demo"].update({"shards": 2.0}),
+     "datasets.demo.shards: 2.0 is not of type 'integer'"),
+    (lambda c: c.update({"seeds": [0.0, 1]}), "seeds.0: 0.0 is not of type 'integer'"),
     (lambda c: c["variants"]["body-realistic-hm"].update({"hm_sigma": 1e9}),
      "variants.body-realistic-hm.hm_sigma: 1000000000.0 is greater than the maximum of 100"),
     (lambda c: c["variants"]["body-realistic-hm"].update({"lo": True, "lo_lr": 1e6}),

@@ -28,7 +28,10 @@ MaskMethod = Callable[[np.ndarray, Region, dict[str, Any]], np.ndarray]
 
 
 def blur_kernel_size(sigma: float) -> int:
-    """The study's kernel size, 3 * sigma, made odd (sigma 7 -> 21)."""
+    """The study's kernel size, 3 * sigma, made odd (sigma 7 -> 21); at least 3 (a 1-pixel
+    kernel leaves the image as it is, and the audit would count every region as flat)."""
+    if not sigma >= 0.5:  # also NaN
+        raise ValueError(f"blur sigma {sigma}: below 0.5 the kernel is 1 pixel, an identity")
     k = int(round(3 * sigma))
     return k if k % 2 == 1 else k + 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,29 @@ def _path(err: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in err.absolute_path) or "(top level)"
 
 
+def _finite_number(checker: Any, value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _integer(checker: Any, value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: JSON Schema's types, but a number is finite (``.nan`` passes every bound, since no comparison
+#: with NaN is true) and an integer is not written as a float (``2.0`` would reach range() and
+#: file names such as seed0.0.json).
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"number": _finite_number, "integer": _integer}))
+
+
 def schema_error(config: dict[str, Any], schema_path: str | os.PathLike[str] = SCHEMA) -> str | None:
     """The most relevant schema violation as one line, or None."""
     with open(schema_path) as f:
         schema = yaml.safe_load(f)
-    err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    err = jsonschema.exceptions.best_match(_Validator(schema).iter_errors(config))
     if err is None:
         return None
     return f"{_path(err)}: {err.message}"
