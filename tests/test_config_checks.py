@@ -310,3 +310,35 @@ def test_readme_dag_and_report_commands():
     reports = readme_commands("--report")
     assert reports and any("--configfile config/paper.yaml" in c for c in reports)
     assert "the same `--configfile`" in text
+
+
+def test_dataset_paths_of_the_wrong_kind_are_named_at_parse_time(demo_config, tmp_path):
+    """An annotations path that is a directory, or an images path that is a file, failed in
+    prepare with a traceback (IsADirectoryError) or an unclear message."""
+    from anonbench.config import check_dataset_root
+
+    root = tmp_path / "mine"
+    (root / "labels").mkdir(parents=True)
+    (root / "pics").mkdir()
+    for split in ("train", "val"):
+        (root / "labels" / f"{split}.json").write_text("{}")
+    mine = {"format": "coco", "root": str(root), "persons": "all",
+            "annotations": {"train": "labels/train.json", "val": "labels/val.json"},
+            "images": {"train": "pics", "val": "pics"}}
+    demo_config["datasets"]["mine"] = mine
+    check_dataset_root(demo_config, "mine")
+    mine["annotations"]["train"] = "labels"
+    with pytest.raises(ConfigError, match=rf"datasets.mine.root: not a coco dataset, missing "
+                                          rf"{root}/labels \(a directory, where a file is "
+                                          r"expected\)"):
+        check_dataset_root(demo_config, "mine")
+    mine["annotations"]["train"] = "labels/train.json"
+    mine["images"]["val"] = "labels/val.json"
+    with pytest.raises(ConfigError, match=r"labels/val.json \(a file, where a directory is "
+                                          r"expected\)"):
+        check_dataset_root(demo_config, "mine")
+    mine["images"]["val"] = "pics"
+    mine["persons"] = "keypoints"  # explicit instances files, no keypoint files named
+    with pytest.raises(ConfigError, match=r"datasets.mine.persons: keypoints needs keypoint "
+                                          r"annotations: set datasets.mine.keypoint_annotations"):
+        check_dataset_root(demo_config, "mine")

@@ -353,3 +353,17 @@ def test_an_image_format_that_cannot_be_written_without_metadata_stops_prepare(c
         im.convert("RGB").save(root / "train2017" / name, format="WEBP")
     with pytest.raises(ManifestError, match=rf"{name}: WEBP images are not supported"):
         load_split("coco", str(root), "train", "d")
+
+
+def test_face_boxes_from_keypoints_on_a_dataset_without_keypoints_are_refused(coco):
+    """Every eligible person without keypoints: the face variant would anonymize nobody, and
+    fail only after anonymization with "no face found"."""
+    from anonbench import annotate
+
+    root, path, data = coco
+    (root / "annotations" / "person_keypoints_train2017.json").unlink()
+    m = _load(root, path, data)
+    assert any(a.get("anonymize") for a in m["annotations"])
+    with pytest.raises(ValueError, match=r"datasets.d.faces.detector: keypoints draws face boxes "
+                                         r"from keypoints, and none of the \d+ persons"):
+        annotate.detect_faces(m, {"detector": "keypoints"})

@@ -131,7 +131,16 @@ def detect_faces(manifest: Manifest, cfg: dict[str, Any], *,
     n_detections = 0
     threshold = None
     if not cls.needs_pixels:
-        faces = faces_from_keypoints(with_keypoints(manifest, keypoints))
+        with_kp = with_keypoints(manifest, keypoints)
+        eligible = [a for a in with_kp["annotations"] if a.get("anonymize")]
+        if eligible and not any("keypoints" in a for a in eligible):
+            dataset = manifest["info"].get("dataset", "<dataset>")
+            raise ValueError(
+                f"datasets.{dataset}.faces.detector: {name} draws face boxes from keypoints, and "
+                f"none of the {len(eligible)} persons of shard {manifest['info'].get('shard')} "
+                "has any (the dataset has no keypoint annotations): set faces: {detector: "
+                "centerface}, or a keypoints estimator")
+        faces = faces_from_keypoints(with_kp)
     else:
         detector = cls(cfg, threads=threads)
         threshold = detector.threshold

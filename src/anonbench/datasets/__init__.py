@@ -76,8 +76,10 @@ def load_split(fmt: str, root: str, split: str, dataset: str, persons: str = "au
     return m
 
 
-def _markers(fmt: str, root: str, split: str, options: dict[str, Any] | None) -> list[list[str]]:
-    """Per marker its alternative paths; a COCO dataset with explicit paths has its own."""
+def _markers(fmt: str, root: str, split: str, options: dict[str, Any] | None
+             ) -> list[list[tuple[str, bool]]]:
+    """Per marker its alternatives: a path and whether it is a file (else a directory). A COCO
+    dataset with explicit paths has its own (its instances file, whatever its name ends in)."""
     import os
 
     if fmt == "coco" and options:
@@ -85,27 +87,41 @@ def _markers(fmt: str, root: str, split: str, options: dict[str, Any] | None) ->
 
         files = coco.annotation_files(root, split, options.get("annotations"),
                                       options.get("keypoint_annotations"))
-        return [[str(files["instances"])], [str(coco.image_dir(root, split, options.get("images")))]]
-    return [[os.path.join(root, m.format(split=split)) for m in marker.split("|")]
-            for marker in ROOT_MARKERS.get(fmt, [])]
+        return [[(str(files["instances"]), True)],
+                [(str(coco.image_dir(root, split, options.get("images"))), False)]]
+    return [[(os.path.join(root, m.format(split=split)), m.endswith(".json"))
+             for m in marker.split("|")] for marker in ROOT_MARKERS.get(fmt, [])]
 
 
 def missing_root_files(fmt: str, root: str, splits: tuple[str, ...] = ("train", "val"),
                        options: dict[str, Any] | None = None) -> list[str]:
+    """The markers of a dataset on disk that are missing or of the wrong kind, each as its path
+    (alternatives joined by "or") and, for the wrong kind, what it is instead."""
     import os
 
-    return [" or ".join(alts) for split in splits for alts in _markers(fmt, root, split, options)
-            if not any(os.path.exists(p) for p in alts)]
+    out = []
+    for split in splits:
+        for alts in _markers(fmt, root, split, options):
+            if any(os.path.isfile(p) if is_file else os.path.isdir(p) for p, is_file in alts):
+                continue
+            wrong = [(p, is_file) for p, is_file in alts if os.path.exists(p)]
+            if not wrong:
+                out.append(" or ".join(p for p, _ in alts))
+                continue
+            p, is_file = wrong[0]
+            out.append(f"{p} (a {'file' if os.path.isfile(p) else 'directory'}, where a "
+                       f"{'file' if is_file else 'directory'} is expected)")
+    return out
 
 
 def annotation_files(fmt: str, root: str, split: str,
                      options: dict[str, Any] | None = None) -> list[str]:
-    """The annotation files (``.json`` markers) of a dataset on disk that exist (a single
-    marker is listed even when missing, so that prepare names it)."""
+    """The annotation files of a dataset on disk that exist (a single marker is listed even
+    when missing, so that prepare names it)."""
     import os
 
-    return [p for alts in _markers(fmt, root, split, options) for p in alts
-            if p.endswith(".json") and (len(alts) == 1 or os.path.exists(p))]
+    return [p for alts in _markers(fmt, root, split, options) for p, is_file in alts
+            if is_file and (len(alts) == 1 or os.path.exists(p))]
 
 
 def describe(summary: dict[str, Any]) -> str:
