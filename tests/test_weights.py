@@ -249,6 +249,27 @@ def test_check_of_a_partial_config_says_how_snakemake_reads_it(capsys, tmp_path)
     assert "config:   ok" in out and "datasets: FAIL" in out and "/nowhere" in out
 
 
+def test_check_with_an_export_target_counts_what_the_export_needs(capsys, tmp_path):
+    """A variant that only an export uses (no table) was not checked: check said ok, and the
+    run then stopped at the preflight."""
+    extra = tmp_path / "rr.yaml"
+    extra.write_text("variants:\n  rr: {region: body, method: realistic, generator: dp2}\n")
+    files = [str(REPO / "config.yaml"), str(extra)]
+    config = cli.load_config(files)
+    assert W.needed_files(config) == []
+    assert "dp2-body" in [f.key for f in W.needed_files(config, [("demo", "rr")])]
+    rc, out, _ = run_cli(capsys, "check", "--configfile", *files)
+    assert rc == 0, out
+    rc, out, _ = run_cli(capsys, "check", "--configfile", *files,
+                         "--target", "results/demo/export/rr")
+    assert rc == 1 and "weights:  FAIL" in out and "dp2-body" in out
+    rc, out, _ = run_cli(capsys, "check", "--configfile", *files,
+                         "--target", "results/demo/export/nope")
+    assert rc == 1 and "--target results/demo/export/nope: no variant 'nope'" in out
+    rc, out, _ = run_cli(capsys, "check", "--target", "results/tables/table1.md")
+    assert rc == 1 and "not an export target" in out
+
+
 def test_check_on_the_paper_config_lists_each_missing_file_and_exits_1(capsys):
     rc, out, err = run_cli(capsys, "weights", "check", "--configfile",
                            str(REPO / "config" / "paper.yaml"))

@@ -137,7 +137,26 @@ _CONDA_ENVS = {"detectron2": "envs/detectron2.yaml", "mmdet": "envs/mmdet.yaml",
                "dp2": "envs/deep_privacy2.yaml"}
 
 
-def package_needs(config: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+def export_targets(config: dict[str, Any], targets: Sequence[str] | None
+                   ) -> list[tuple[str, str]]:
+    """(dataset, variant) of each ``results/{dataset}/export/{variant}`` target; a target of
+    another kind, or of an unknown dataset or variant, is a :class:`UsageError`."""
+    out = []
+    for t in targets or []:
+        parts = Path(t).parts
+        if len(parts) != 4 or parts[0] != "results" or parts[2] != "export":
+            raise UsageError(f"--target {t}: not an export target (results/DATASET/export/VARIANT;"
+                             " the tables' and figures' needs are checked without --target)")
+        d, v = parts[1], parts[3]
+        for kind, name in (("dataset", d), ("variant", v)):
+            if name not in config[f"{kind}s"]:
+                raise UsageError(f"--target {t}: no {kind} {name!r} in the config")
+        out.append((d, v))
+    return out
+
+
+def package_needs(config: dict[str, Any], exports: Sequence[tuple[str, str]] = ()
+                  ) -> list[tuple[str, str, str | None]]:
     """(python module, what needs it, conda env of its rule or None) for the config's jobs."""
     out: dict[str, tuple[str, str, str | None]] = {}
     for t in config["tables"].values():
@@ -145,7 +164,7 @@ def package_needs(config: dict[str, Any]) -> list[tuple[str, str, str | None]]:
         if backend in _CONDA_ENVS:
             out[backend] = (backend, f"training backend {backend} (model {t['model']})",
                             _CONDA_ENVS[backend])
-    for rule, wc in W._units(config):
+    for rule, wc in W._units(config, exports):
         if rule == "anonymize_realistic":
             v = config["variants"][wc["variant"]]
             if v.get("method") == "realistic" and v.get("generator", "demo") == "dp2":
@@ -174,6 +193,7 @@ def cmd_check(args) -> int:
     failures = 0
     try:
         config = load_config(args.configfile)
+        exports = export_targets(config, args.target)
     except UsageError as e:
         print(f"config:   FAIL {e}")
         return 1
@@ -185,7 +205,7 @@ def cmd_check(args) -> int:
     except ConfigError as e:
         failures += 1
         print(f"datasets: FAIL {e}")
-    files = W.needed_files(config)
+    files = W.needed_files(config, exports)
     bad = [s for s in (W.status(f, args.dest) for f in files) if not s.ok]
     if bad:
         failures += 1
@@ -197,7 +217,7 @@ def cmd_check(args) -> int:
         print(f"weights:  ok ({len(files)} model file(s))" if files else
               "weights:  ok (none needed outside the installed wheels)")
     conda = args.sdm == "conda"
-    for module, what, env in package_needs(config):
+    for module, what, env in package_needs(config, exports):
         if importlib.util.find_spec(module) is not None:
             print(f"packages: ok   {module} ({what})")
         elif env and conda:
@@ -207,7 +227,7 @@ def cmd_check(args) -> int:
             hint = (f"run snakemake with --sdm conda (its rule uses {env}), or install it here"
                     if env else "pip install 'anonbench[faces]' / 'anonbench[pose]'")
             print(f"packages: FAIL {module} ({what}) is not importable here: {hint}")
-    if not conda and any(env for _, _, env in package_needs(config)):
+    if not conda and any(env for _, _, env in package_needs(config, exports)):
         print("hint:     on a cluster, `snakemake --profile profiles/slurm --sdm conda ...` builds "
               "the rules' environments (envs/*.yaml); check with `anonbench check --sdm conda`")
     print("result:   " + ("ok" if not failures else f"{failures} problem(s); a real run stops "
@@ -245,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(c)
     c.add_argument("--sdm", choices=["conda", "none"], default="none",
                    help="conda: the rules' conda environments provide their packages")
+    c.add_argument("--target", nargs="+", metavar="T",
+                   help="also what these export targets need (results/DATASET/export/VARIANT)")
     return ap
 
 

@@ -445,10 +445,15 @@ def job_needs(config: dict[str, Any], rule: str, wildcards: dict[str, str]) -> l
     return []
 
 
-def _units(config: dict[str, Any]) -> Iterable[tuple[str, dict[str, str]]]:
-    """(rule, wildcards) of the jobs the tables and figures need (shards and seeds left out)."""
+def _units(config: dict[str, Any], exports: Iterable[tuple[str, str]] = ()
+           ) -> Iterable[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of the jobs the tables and figures need (shards and seeds left out),
+    and those of the ``exports``, (dataset, variant) pairs of ``results/{dataset}/export/
+    {variant}`` targets."""
     variants = config["variants"]
-    pairs: set[tuple[str, str]] = set()
+    pairs: set[tuple[str, str]] = set(exports)
+    for d, v in exports:
+        yield "audit_shard", {"dataset": d, "variant": v}
     for t in config["tables"].values():
         yield "train", {"model": t["model"]}
         pairs.update((t["dataset"], v) for v in t["variants"])
@@ -467,10 +472,12 @@ def _units(config: dict[str, Any]) -> Iterable[tuple[str, dict[str, str]]]:
         yield "keypoints", {"dataset": d}
 
 
-def needed_files(config: dict[str, Any]) -> list[WeightFile]:
-    """Every model file the config's tables and figures need, each once, in registry order."""
+def needed_files(config: dict[str, Any], exports: Iterable[tuple[str, str]] = ()
+                 ) -> list[WeightFile]:
+    """Every model file the config's tables and figures need, and the ``exports`` ((dataset,
+    variant) pairs), each once, in registry order."""
     seen: dict[str, WeightFile] = {}
-    for rule, wc in _units(config):
+    for rule, wc in _units(config, list(exports)):
         for f in job_needs(config, rule, wc):
             seen.setdefault(f.key, f)
     order = list(REGISTRY)
