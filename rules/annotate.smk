@@ -10,7 +10,7 @@ rule faces:
     output:
         "results/{dataset}/faces/{shard}.json",
     log:
-        "results/logs/faces/{dataset}_{shard}.log",
+        "results/logs/faces/{dataset}/{shard}.log",
     priority: DATA_PRIORITY
     conda:
         BASE_ENV
@@ -29,7 +29,7 @@ rule keypoints:
     output:
         "results/{dataset}/keypoints/{shard}.json",
     log:
-        "results/logs/keypoints/{dataset}_{shard}.log",
+        "results/logs/keypoints/{dataset}/{shard}.log",
     wildcard_constraints:
         # only datasets whose keypoints are estimated; "(?!)" matches nothing
         dataset="|".join(re.escape(d) for d in _KEYPOINT_DATASETS) or "(?!)",

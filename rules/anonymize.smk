@@ -8,7 +8,7 @@ rule anonymize:
     output:
         directory("results/{dataset}/anonymized/{variant}/{shard}"),
     log:
-        "results/logs/anonymize/{dataset}_{variant}_{shard}.log",
+        "results/logs/anonymize/{dataset}/{variant}/{shard}.log",
     wildcard_constraints:
         variant=_alternatives(v for v in config["variants"] if v not in _REALISTIC)
         or "(?!)",
@@ -28,7 +28,7 @@ rule anonymize:
 # own so that the cluster profile sends it to a GPU partition and leaves it out of the CPU group.
 use rule anonymize as anonymize_realistic with:
     log:
-        "results/logs/anonymize/{dataset}_{variant}_{shard}.log",
+        "results/logs/anonymize/{dataset}/{variant}/{shard}.log",
     wildcard_constraints:
         variant=_alternatives(_REALISTIC) or "(?!)",
     conda:
@@ -43,7 +43,7 @@ rule variant_manifest:
     output:
         "results/{dataset}/anonymized/{variant}/train.json",
     log:
-        "results/logs/variant_manifest/{dataset}_{variant}.log",
+        "results/logs/variant_manifest/{dataset}/{variant}.log",
     priority: DATA_PRIORITY
     conda:
         BASE_ENV

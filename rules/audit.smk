@@ -8,7 +8,7 @@ rule audit_shard:
     output:
         "results/{dataset}/audit/{variant}/{shard}.json",
     log:
-        "results/logs/audit/{dataset}_{variant}_{shard}.log",
+        "results/logs/audit_shard/{dataset}/{variant}/{shard}.log",
     priority: DATA_PRIORITY
     conda:
         BASE_ENV
@@ -28,7 +28,7 @@ rule audit:
     output:
         "results/{dataset}/audit/{variant}.json",
     log:
-        "results/logs/audit/{dataset}_{variant}.log",
+        "results/logs/audit/{dataset}/{variant}.log",
     conda:
         BASE_ENV
     params:

@@ -20,7 +20,7 @@ rule prepare:
     output:
         "results/{dataset}/prepared/{split}.json",
     log:
-        "results/logs/prepare/{dataset}_{split}.log",
+        "results/logs/prepare/{dataset}/{split}.log",
     conda:
         BASE_ENV
     params:
@@ -56,7 +56,7 @@ rule check_images:
     output:
         "results/{dataset}/prepared/checked/{shard}.json",
     log:
-        "results/logs/check_images/{dataset}_{shard}.log",
+        "results/logs/check_images/{dataset}/{shard}.log",
     priority: DATA_PRIORITY
     conda:
         BASE_ENV
@@ -72,6 +72,6 @@ use rule check_images as check_val_images with:
     output:
         "results/{dataset}/prepared/checked/val.json",
     log:
-        "results/logs/check_images/{dataset}_val.log",
+        "results/logs/check_images/{dataset}/val.log",
     params:
         shard=lambda w: f"results/{w.dataset}/prepared/val.json",

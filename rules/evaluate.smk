@@ -11,7 +11,7 @@ rule evaluate:
         # the evaluator's per-image results (the tables' image bootstrap; anonbench.significance)
         perimage="results/{dataset}/metrics/{variant}/{model}/seed{seed}.perimage.npz",
     log:
-        "results/logs/evaluate/{dataset}_{variant}_{model}_seed{seed}.log",
+        "results/logs/evaluate/{dataset}/{variant}/{model}/seed{seed}.log",
     conda:
         backend_env
     threads: model_threads

@@ -11,7 +11,7 @@ rule export:
     output:
         directory("results/{dataset}/export/{variant}"),
     log:
-        "results/logs/export/{dataset}_{variant}.log",
+        "results/logs/export/{dataset}/{variant}.log",
     wildcard_constraints:
         variant=_alternatives(
             v for v, c in config["variants"].items() if c["method"] != "none"

@@ -7,7 +7,7 @@ rule train:
     output:
         checkpoint="results/{dataset}/runs/{variant}/{model}/seed{seed}/model.pt",
     log:
-        "results/logs/train/{dataset}_{variant}_{model}_seed{seed}.log",
+        "results/logs/train/{dataset}/{variant}/{model}/seed{seed}.log",
     priority: TRAIN_PRIORITY
     conda:
         backend_env

@@ -380,7 +380,7 @@ def test_failed_job_shows_its_log_and_is_retried_with_more_memory(slurm_run):
     assert f"Error in group {GROUP}" in out
     # the rule's own log, printed by Snakemake (show-failed-logs), and the SLURM log with
     # the step's exception
-    assert re.search(r"Logfile results/logs/check_images/demo_00\d\.log:", out), out[-5000:]
+    assert re.search(r"Logfile results/logs/check_images/demo/00\d\.log:", out), out[-5000:]
     assert re.search(r"Logfile \S*\.snakemake/slurm_logs/group_\S+\.log:", out), out[-5000:]
     assert f"{slurm_run['bad'].name}: corrupt JPEG" in out
     # --retries 1 -> two SLURM jobs for the group, the second asking for more memory and time

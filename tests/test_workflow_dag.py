@@ -173,3 +173,22 @@ def test_one_metrics_file_builds_only_its_chain(demo_config, tmp_path):
                                     "anonymize": demo_config["datasets"]["demo"]["shards"],
                                     "audit_shard": demo_config["datasets"]["demo"]["shards"],
                                     "variant_manifest": 1, "train": 1, "evaluate": 1}
+
+
+def test_every_job_has_its_own_log(demo_config, tmp_path):
+    """Log names joined the wildcards with '_', which names may contain: variant body-blur_000's
+    audit log was shard 000's audit log of body-blur, and one overwrote the other."""
+    import re
+
+    cfg = copy.deepcopy(demo_config)
+    cfg["variants"]["body-blur_000"] = dict(cfg["variants"]["body-maskout"])
+    cfg["datasets"]["demo_face"] = copy.deepcopy(cfg["datasets"]["demo"])
+    cfg["variants"]["blur"] = dict(cfg["variants"]["face-blur"])
+    write_config(tmp_path / "c.yaml", cfg)
+    targets = ["results/demo/export/body-blur_000", "results/demo/export/body-blur",
+               "results/demo/export/face-blur", "results/demo_face/export/blur",
+               "results/tables/table1.md"]
+    p = snakemake(tmp_path, "-n", *targets, configfile=tmp_path / "c.yaml")
+    logs = re.findall(r"^\s*log: (\S+)", p.stdout, re.M)
+    assert len(logs) > 40
+    assert len(logs) == len(set(logs)), sorted(l for l in logs if logs.count(l) > 1)
