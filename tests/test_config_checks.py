@@ -342,3 +342,16 @@ def test_dataset_paths_of_the_wrong_kind_are_named_at_parse_time(demo_config, tm
     with pytest.raises(ConfigError, match=r"datasets.mine.persons: keypoints needs keypoint "
                                           r"annotations: set datasets.mine.keypoint_annotations"):
         check_dataset_root(demo_config, "mine")
+
+
+def test_a_face_model_file_that_is_missing_is_named_at_parse_time(demo_config, tmp_path):
+    """It failed in the faces job with a FileNotFoundError traceback."""
+    from anonbench.config import check_dataset_root
+
+    demo_config["datasets"]["demo"]["faces"] = {"detector": "centerface",
+                                                "model": str(tmp_path / "nope.onnx")}
+    with pytest.raises(ConfigError, match=r"datasets.demo.faces.model: file '.*nope.onnx' not "
+                                          "found"):
+        check_dataset_root(demo_config, "demo")
+    (tmp_path / "nope.onnx").write_bytes(b"x")
+    check_dataset_root(demo_config, "demo")

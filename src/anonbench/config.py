@@ -223,6 +223,10 @@ def check_dataset_root(config: dict[str, Any], name: str) -> None:
     from .datasets import missing_root_files
 
     d = config["datasets"][name]
+    model = (d.get("faces") or {}).get("model")
+    if model and not os.path.isfile(model):
+        raise ConfigError(f"datasets.{name}.faces.model: file {model!r} not found (absolute: "
+                          f"{os.path.abspath(model)})")
     if "generate" in d:
         return
     if not os.path.isdir(d["root"]):
