@@ -29,7 +29,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 ENV = "ANONBENCH_WEIGHTS"
 FETCH_HINT = "anonbench weights fetch --configfile <your config files>"
@@ -445,7 +445,7 @@ def job_needs(config: dict[str, Any], rule: str, wildcards: dict[str, str]) -> l
     return []
 
 
-def _units(config: dict[str, Any], exports: Iterable[tuple[str, str]] = ()
+def _units(config: dict[str, Any], exports: Sequence[tuple[str, str]] = ()
            ) -> Iterable[tuple[str, dict[str, str]]]:
     """(rule, wildcards) of the jobs the tables and figures need (shards and seeds left out),
     and those of the ``exports``, (dataset, variant) pairs of ``results/{dataset}/export/
@@ -453,7 +453,8 @@ def _units(config: dict[str, Any], exports: Iterable[tuple[str, str]] = ()
     variants = config["variants"]
     pairs: set[tuple[str, str]] = set(exports)
     for d, v in exports:
-        yield "audit_shard", {"dataset": d, "variant": v}
+        if variants[v].get("method") != "none":
+            yield "audit_shard", {"dataset": d, "variant": v}
     for t in config["tables"].values():
         yield "train", {"model": t["model"]}
         pairs.update((t["dataset"], v) for v in t["variants"])
