@@ -121,5 +121,5 @@ def test_workflow_writes_and_prepares_the_demo_world_in_each_format(demo_config,
         assert (tmp_path / "results" / d / "world" / marker).is_dir()
         m = json.loads((tmp_path / "results" / d / "prepared" / "train.json").read_text())
         assert len(m["images"]) == 3
-        log = (tmp_path / "results" / "logs" / "prepare" / f"{d}_train.log").read_text()
+        log = (tmp_path / "results" / "logs" / "prepare" / d / "train.log").read_text()
         assert "person instances kept (the study, real" in log
