@@ -147,9 +147,10 @@ def _records_from_rles(frame: dict[str, Any], path: Path, h: int, w: int
                                     "boolean")
         name, ignored = map_category(lab["category"])
         if name not in CATEGORY_NAMES:
+            mapped = ", ".join([*NAME_MAPPING, *IGNORED_MAPPING])
             raise ManifestError(f"{where}: category {lab['category']!r} is not one of the "
                                 f"toolkit's ins_seg categories ({', '.join(CATEGORY_NAMES)}) or "
-                                f"their mapped names ({', '.join([*NAME_MAPPING, *IGNORED_MAPPING])})")
+                                f"their mapped names ({mapped})")
         out.append({"category": name, "instance_id": lab.get("id"),
                     "crowd": bool(attrs.get("crowd", False)),
                     "ignored": ignored or bool(attrs.get("ignored", False)),
