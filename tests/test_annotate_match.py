@@ -116,3 +116,30 @@ def test_nms_keeps_best_of_overlapping_boxes():
     keep = nms(boxes, scores, 0.3)
     assert list(keep) == [1, 2]
     assert list(nms(boxes, scores, 1.01)) == [1, 0, 3, 2]
+
+
+def test_a_face_that_loses_the_match_to_a_body_detection_is_still_anonymized():
+    """The study's one-to-one matching ranks by box/mask IoU: a false detection on the torso
+    (IoU 0.14) beat the real face inside the person (lower IoU), which was then left as it was
+    while the person counted as anonymized. The left-over detection on a person is a further
+    face of it; ``unmatched: drop`` keeps the study's rule."""
+    import numpy as np
+
+    from anonbench.annotate import match_image_faces
+    from anonbench.manifest import encode_mask
+
+    h, w = 60, 40
+    mask = np.zeros((h, w), bool)
+    mask[5:55, 10:30] = True
+    person = {"id": 7, "segmentation": encode_mask(mask)}
+    img = {"id": 1, "height": h, "width": w}
+    face = [14, 5, 22, 13, 0.40]       # inside the person: IoU 64 / 1000
+    torso = [8, 20, 32, 45, 0.30]      # on the body: IoU 500 / 1100, the match
+    elsewhere = [0, 56, 4, 60, 0.9]    # on no person
+    dets = np.array([face, torso, elsewhere])
+    got = match_image_faces(img, [person], dets, "centerface")
+    assert [(f["box"], f.get("extra", False)) for f in got] == [
+        ([8.0, 20.0, 32.0, 45.0], False), ([14.0, 5.0, 22.0, 13.0], True)]
+    assert all(f["annotation_id"] == 7 for f in got)
+    dropped = match_image_faces(img, [person], dets, "centerface", unmatched="drop")
+    assert [f["box"] for f in dropped] == [[8.0, 20.0, 32.0, 45.0]]

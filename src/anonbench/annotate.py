@@ -31,7 +31,7 @@ from . import images as image_io
 from . import regions
 from .annotators import faces as face_models
 from .annotators import pose as pose_models
-from .annotators.match import match_faces
+from .annotators.match import MIN_IOU, box_mask_iou, match_faces
 from .manifest import Manifest, annotation_mask, image_path, iter_images
 
 
@@ -106,14 +106,29 @@ def faces_from_keypoints(manifest: Manifest) -> list[dict[str, Any]]:
 
 
 def match_image_faces(img: dict[str, Any], persons: list[dict[str, Any]], detections: np.ndarray,
-                      source: str) -> list[dict[str, Any]]:
-    """Face entries of one image: detections matched one to one to the persons' masks."""
+                      source: str, unmatched: str = "anonymize") -> list[dict[str, Any]]:
+    """Face entries of one image: detections matched one to one to the persons' masks (the
+    study's rule); with ``unmatched`` ``anonymize``, also each detection left over that overlaps
+    a person (IoU > MIN_IOU) as a further face of the person it overlaps most (``"extra":
+    true``): a person's real face can lose the match to a false detection on its body."""
     masks = [annotation_mask(a, img["height"], img["width"]) for a in persons]
-    faces = []
-    for m in match_faces(detections, masks):
-        faces.append({"image_id": img["id"], "annotation_id": persons[m.instance]["id"],
-                      "box": [round(float(v), 2) for v in detections[m.box, :4]],
-                      "score": round(m.score, 4), "iou": round(m.iou, 4), "source": source})
+    dets = np.asarray(detections, dtype=np.float64).reshape(-1, 5)
+
+    def entry(box: int, instance: int, iou: float, **extra: Any) -> dict[str, Any]:
+        return {"image_id": img["id"], "annotation_id": persons[instance]["id"],
+                "box": [round(float(v), 2) for v in dets[box, :4]],
+                "score": round(float(dets[box, 4]), 4), "iou": round(iou, 4), "source": source,
+                **extra}
+
+    matches = match_faces(dets, masks)
+    faces = [entry(m.box, m.instance, m.iou) for m in matches]
+    if unmatched == "anonymize" and len(dets) > len(matches) and masks:
+        iou = box_mask_iou(dets[:, :4], masks)
+        used = {m.box for m in matches}
+        for b in range(len(dets)):
+            j = int(np.argmax(iou[b]))
+            if b not in used and iou[b, j] > MIN_IOU:
+                faces.append(entry(b, j, float(iou[b, j]), extra=True))
     return faces
 
 
@@ -150,13 +165,15 @@ def detect_faces(manifest: Manifest, cfg: dict[str, Any], *,
             dets = detector.detect([pixels for _, _, pixels in batch])
             for (img, persons, _), d in zip(batch, dets):
                 n_detections += len(d)
-                faces += match_image_faces(img, persons, d, name)
+                faces += match_image_faces(img, persons, d, name,
+                                           cfg.get("unmatched", "anonymize"))
     persons = sum(1 for a in manifest["annotations"] if a.get("anonymize"))
     with_face = len({f["annotation_id"] for f in faces})
     return {"detector": name, "threshold": threshold, "shard": manifest["info"].get("shard"),
             "persons": persons, "persons_with_face": with_face,
             "fraction_with_face": round(with_face / persons, 4) if persons else None,
             "detections": n_detections,
+            "extra_faces": sum(1 for f in faces if f.get("extra")),
             "unmatched_detections": n_detections - len(faces) if cls.needs_pixels else 0,
             "faces": faces}
 
