@@ -31,7 +31,7 @@ from . import images as image_io
 from . import regions
 from .annotators import faces as face_models
 from .annotators import pose as pose_models
-from .annotators.match import MIN_IOU, box_mask_iou, match_faces
+from .annotators.match import MIN_IOU, box_mask_iou, greedy_match
 from .manifest import Manifest, annotation_mask, image_path, iter_images
 
 
@@ -120,10 +120,10 @@ def match_image_faces(img: dict[str, Any], persons: list[dict[str, Any]], detect
                 "score": round(float(dets[box, 4]), 4), "iou": round(iou, 4), "source": source,
                 **extra}
 
-    matches = match_faces(dets, masks)
+    iou = box_mask_iou(dets[:, :4], masks)
+    matches = greedy_match(iou, dets[:, 4])
     faces = [entry(m.box, m.instance, m.iou) for m in matches]
     if unmatched == "anonymize" and len(dets) > len(matches) and masks:
-        iou = box_mask_iou(dets[:, :4], masks)
         used = {m.box for m in matches}
         for b in range(len(dets)):
             j = int(np.argmax(iou[b]))

@@ -236,16 +236,16 @@ def check_dataset_root(config: dict[str, Any], name: str) -> None:
         from .datasets.coco import annotation_files as coco_files
 
         opts = dataset_options(config, name)
-        kp = coco_files(d["root"], "train", opts.get("annotations"),
-                        opts.get("keypoint_annotations"))["keypoints"]
-        if not opts.get("annotations") or opts.get("keypoint_annotations"):
-            if not kp.is_file():
-                raise ConfigError(f"datasets.{name}.persons: keypoints, but {kp} is missing "
-                                  "(use persons: all for an instance-only dataset)")
-        else:  # explicit instances files and no keypoints files: nothing to look for
+        if opts.get("annotations") and not opts.get("keypoint_annotations"):
+            # explicit instances files and no keypoints files: nothing to look for
             raise ConfigError(f"datasets.{name}.persons: keypoints needs keypoint annotations: "
                               f"set datasets.{name}.keypoint_annotations (or use persons: all "
                               "for an instance-only dataset)")
+        kp = coco_files(d["root"], "train", opts.get("annotations"),
+                        opts.get("keypoint_annotations"))["keypoints"]
+        if not kp.is_file():
+            raise ConfigError(f"datasets.{name}.persons: keypoints, but {kp} is missing "
+                              "(use persons: all for an instance-only dataset)")
     missing = missing_root_files(d["format"], d["root"], options=dataset_options(config, name))
     if missing:
         raise ConfigError(f"datasets.{name}.root: not a {d['format']} dataset, missing "
