@@ -13,6 +13,11 @@ from anonbench import config as anonbench_config
 from anonbench.shards import shard_names
 
 _schema = os.path.join(workflow.basedir, "schemas", "config.schema.yaml")
+try:
+    for _configfile in workflow.configfiles:  # Snakemake's YAML reader keeps the last of twins
+        anonbench_config.check_unique_keys(_configfile)
+except anonbench_config.ConfigError as e:
+    raise WorkflowError(f"invalid config: {e}") from None
 _schema_err = anonbench_config.schema_error(config, _schema)
 if _schema_err:
     raise WorkflowError(f"invalid config: {_schema_err}")

@@ -69,6 +69,7 @@ rule check_images:
 use rule check_images as check_val_images with:
     input:
         "results/{dataset}/prepared/val.json",
+        train="results/{dataset}/prepared/train.json",
     output:
         "results/{dataset}/prepared/checked/val.json",
     log:

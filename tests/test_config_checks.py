@@ -7,6 +7,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -200,6 +201,29 @@ def test_check_command(tmp_path):
     assert p.returncode == 1 and p.stderr.startswith("invalid config: datasets.") \
         and ".root: directory" in p.stderr and p.stderr.count("\n") == 1
 
+
+
+def test_a_key_written_twice_is_refused_with_its_line(demo_config, tmp_path):
+    """PyYAML, and with it Snakemake, keeps the last of two equal keys: a second ``variants:``
+    block, or a variant pasted twice with other settings, silently replaced the first."""
+    text = Path(write_config(tmp_path / "c.yaml", demo_config)).read_text()
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(text + "variants:\n  original: {method: none}\n")
+    line = text.count("\n") + 1
+    expected = (f"{twice}:{line}:1: key 'variants' appears twice in one mapping (first at line "
+                f"{text.splitlines().index('variants:') + 1}); YAML would keep only the last one, "
+                "so remove or merge one of them")
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        load_config_files([twice])
+    p = snakemake(tmp_path, "-n", configfile=twice, check=False)
+    assert p.returncode != 0
+    assert f"invalid config: {expected}" in p.stdout + p.stderr
+    assert not (tmp_path / "results").exists()
+    merged = tmp_path / "merged.yaml"  # a YAML merge key may override what it merges
+    merged.write_text("base: &b {sigma: 3, method: blur, region: face}\n"
+                      "variants:\n  soft:\n    <<: *b\n    sigma: 5\n")
+    assert load_config_files([merged])["variants"]["soft"] == {
+        "sigma": 5, "method": "blur", "region": "face"}
 
 def test_merge_is_snakemakes(tmp_path):
     cfg = check_config_files([REPO / "config/paper.yaml", REPO / "config/paper-coco.yaml"],

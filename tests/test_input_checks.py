@@ -88,6 +88,36 @@ def test_the_shard_check_names_a_size_that_differs_from_the_annotation(tmp_path)
         steps.check_images(str(tmp_path / "s.json"), str(tmp_path / "out.json"), progress=False)
 
 
+
+@pytest.mark.parametrize("link", ["same_names", "hard_link", "symlink"])
+def test_the_val_check_refuses_val_images_that_are_train_images(tmp_path, link):
+    """A val split pointing at training images (one folder for both, or links to the training
+    files) scores what the model learnt; the val check names the first shared image."""
+    root = tmp_path / "coco"
+    demo.generate_world_in_layout(root, "coco", seed=1, n_train=4, n_val=2)
+    train, val = tmp_path / "train.json", tmp_path / "val.json"
+    steps.prepare("coco", str(root), "train", "d", str(train))
+    steps.prepare("coco", str(root), "val", "d", str(val))
+    steps.check_images(str(val), str(tmp_path / "ok.json"), train_json=str(train), progress=False)
+    assert json.loads((tmp_path / "ok.json").read_text())["images"] == 2
+    t, v = load_manifest(train), load_manifest(val)
+    if link == "same_names":  # the val split's folder is the train folder (the demo world
+        # numbers each split's files from 1, so both val names are train names)
+        v["info"]["image_root"] = t["info"]["image_root"]
+        write_json(val, v)
+        t_img, v_img, shared = t["images"][0], v["images"][0], 2
+    else:
+        t_img, v_img, shared = t["images"][2], v["images"][1], 1
+        v_path = Path(v["info"]["image_root"]) / v_img["file_name"]
+        t_path = Path(t["info"]["image_root"]) / t_img["file_name"]
+        v_path.unlink()
+        os.link(t_path, v_path) if link == "hard_link" else v_path.symlink_to(t_path)
+    with pytest.raises(ManifestError, match=rf"val image {v_img['id']} .* is the train split's "
+                                            rf"image {t_img['id']} .*{shared} of the 2 val "):
+        steps.check_images(str(val), str(tmp_path / "bad.json"), train_json=str(train),
+                           progress=False)
+    assert not (tmp_path / "bad.json").exists()
+
 # --- COCO annotations ---------------------------------------------------------------------------
 
 @pytest.fixture

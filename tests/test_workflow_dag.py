@@ -192,3 +192,17 @@ def test_every_job_has_its_own_log(demo_config, tmp_path):
     logs = re.findall(r"^\s*log: (\S+)", p.stdout, re.M)
     assert len(logs) > 40
     assert len(logs) == len(set(logs)), sorted(l for l in logs if logs.count(l) > 1)
+
+
+def test_the_val_check_reads_the_train_split(demo_config, tmp_path):
+    """The val images are checked against the train split's files (val images that are train
+    images are refused) before any training job can start."""
+    import re
+
+    cfg = write_config(tmp_path / "c.yaml", demo_config)
+    p = snakemake(tmp_path, "-n", "results/demo/metrics/original/maskrcnn-demo/seed0.json",
+                  configfile=cfg)
+    block = re.search(r"rule check_val_images:\n((?:    .*\n)+)", p.stdout)
+    assert block, p.stdout[-3000:]
+    inputs = re.search(r"input: (.*)", block.group(1)).group(1).split(", ")
+    assert sorted(inputs) == ["results/demo/prepared/train.json", "results/demo/prepared/val.json"]

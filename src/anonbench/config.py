@@ -49,6 +49,41 @@ def schema_error(config: dict[str, Any], schema_path: str | os.PathLike[str] = S
     return f"{_path(err)}: {err.message}"
 
 
+class _DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key written twice in one mapping is an error (PyYAML, and so
+    Snakemake, keep the last silently: a second ``variants:`` block drops the first one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[tuple[str, str], yaml.Node] = {}
+        for key, _ in node.value:  # before merge keys (<<) are flattened: those may override
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                first = seen.setdefault((key.tag, key.value), key)
+                if first is not key:
+                    raise _DuplicateKey(
+                        problem=f"key {key.value!r} appears twice in one mapping (first at "
+                                f"line {first.start_mark.line + 1}); YAML would keep only the "
+                                "last one, so remove or merge one of them",
+                        problem_mark=key.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_unique_keys(path: str | os.PathLike[str]) -> None:
+    """Raises :class:`ConfigError` ``FILE:LINE:COL: ...`` for a key written twice in one mapping
+    of a config file (a file that cannot be read or parsed is Snakemake's to report)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            yaml.load(f, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as e:
+        m = e.problem_mark
+        raise ConfigError(f"{path}:{m.line + 1}:{m.column + 1}: {e.problem}") from None
+    except (OSError, UnicodeError, yaml.YAMLError):
+        pass
+
+
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """One ``--configfile`` as Snakemake reads it (JSON or YAML, a mapping at the top level);
     a syntax error is a :class:`ConfigError` ``FILE:LINE:COL: reason`` (Snakemake's own message,
@@ -59,7 +94,10 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as e:
+        m = e.problem_mark
+        raise ConfigError(f"{path}:{m.line + 1}:{m.column + 1}: {e.problem}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)

@@ -75,13 +75,18 @@ def make_shards(prepared: str, n: int, out_dir: str) -> None:
     os.replace(tmp, out)
 
 
-def check_images(shard_json: str, out: str, *, progress: bool = True) -> None:
+def check_images(shard_json: str, out: str, *, train_json: str | None = None,
+                 progress: bool = True) -> None:
     """Decode every image of a shard in full (:func:`anonbench.images.verify_image`) and check
-    its size against the manifest; writes the count and the time per image."""
+    its size against the manifest; writes the count and the time per image. With
+    ``train_json`` (for the val split) first refuses val images that are train images too."""
     from . import images
+    from .datasets.checks import disjoint_splits
     from .manifest import image_path
 
     m = load_manifest(shard_json)
+    if train_json:
+        disjoint_splits(load_manifest(train_json), m)
     items = m["images"]
     if progress:
         from tqdm import tqdm

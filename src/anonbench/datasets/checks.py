@@ -109,6 +109,39 @@ def confined_image_path(image_root: str | os.PathLike[str], image: dict[str, Any
     return root / name
 
 
+def _file_key(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """The file's identity (device, inode): one for every name, symlink or hard link of it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def disjoint_splits(train: dict[str, Any], val: dict[str, Any]) -> None:
+    """Raises :class:`ManifestError` when a val image is a file the train split lists too (by
+    any name, symlink or hard link): the evaluation would score images the model trained on."""
+    train_files: dict[tuple[int, int], Any] = {}
+    for img in train["images"]:
+        key = _file_key(os.path.join(train["info"]["image_root"], img["file_name"]))
+        if key is not None:
+            train_files.setdefault(key, img)
+    shared = []
+    for img in val["images"]:
+        key = _file_key(os.path.join(val["info"]["image_root"], img["file_name"]))
+        if key in train_files:
+            shared.append((train_files[key], img))
+    if shared:
+        t, v = shared[0]
+        source = val["info"].get("annotation_file") or val["info"]["image_root"]
+        raise ManifestError(
+            f"{source}: val image {v['id']} ({v['file_name']!r}) is the train split's image "
+            f"{t['id']} ({os.path.join(train['info']['image_root'], t['file_name'])}); "
+            f"{len(shared)} of the {len(val['images'])} val images are train images, so the "
+            "evaluation would score images the model was trained on: give each split its own "
+            "images")
+
+
 def confine_images(manifest: dict[str, Any], source: str | os.PathLike[str]) -> None:
     """:func:`confined_image_path` for every image of a manifest, and no file listed twice:
     two entries of one file (``a.jpg`` and ``./a.jpg``, a symlink or a hard link to it) would
@@ -116,12 +149,10 @@ def confine_images(manifest: dict[str, Any], source: str | os.PathLike[str]) -> 
     root = manifest["info"]["image_root"]
     seen: dict[tuple[int, int], Any] = {}
     for img in manifest["images"]:
-        p = confined_image_path(root, img, source)
-        try:
-            st = os.stat(p)
-        except OSError:
+        key = _file_key(confined_image_path(root, img, source))
+        if key is None:
             continue  # missing files are the loaders' to name
-        other = seen.setdefault((st.st_dev, st.st_ino), img)
+        other = seen.setdefault(key, img)
         if other is not img:
             raise ManifestError(
                 f"{source}: images {other.get('id')} ({other.get('file_name')!r}) and "
