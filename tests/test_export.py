@@ -185,3 +185,43 @@ def test_the_readme_export_command_as_written(tmp_path, monkeypatch, capsys):
     p = snakemake(work, *args)
     counts = job_counts(p.stdout)
     assert counts["export"] == 1 and "train" not in counts
+
+
+def test_a_dataset_inside_the_results_folder_is_refused_before_any_job(tmp_path, demo_config):
+    """A dataset whose root is where its export goes: the export job removed its folder, the
+    whole dataset, before writing. Refused at parse time; the job itself refuses it too."""
+    work = tmp_path / "w"
+    root, options = own_dataset(tmp_path)
+    inside = work / "results/mine/export/v"
+    shutil.copytree(root, inside)
+    demo_config["datasets"] = {"mine": {"format": "coco", "root": "results/mine/export/v",
+                                        **options}}
+    demo_config["variants"]["v"] = BODY_MASKOUT
+    for t in demo_config["tables"].values():
+        t["dataset"] = "mine"
+    demo_config["figures"] = {}
+    demo_config["targets"] = {}
+    cfg = write_config(tmp_path / "c.yaml", demo_config)
+    p = snakemake(work, "-n", "results/mine/export/v", configfile=cfg, check=False)
+    assert p.returncode != 0
+    assert (f"invalid config: datasets.mine.root: 'results/mine/export/v' lies inside the "
+            f"workflow's output folder {work / 'results'}") in p.stdout + p.stderr
+    res = run_chain(tmp_path / "chain", "coco", inside, options=options)
+    before = sorted(p.relative_to(inside) for p in inside.rglob("*"))
+    with pytest.raises(ValueError, match=r"export/v: the job's input .* lies inside its output"):
+        steps.export(str(inside), str(res / "prepared/train.json"), str(res / "prepared/val.json"),
+                     str(res / "anonymized/v/train.json"), str(res / "audit/v.json"), "v",
+                     BODY_MASKOUT, str(inside))
+    assert sorted(p.relative_to(inside) for p in inside.rglob("*")) == before
+
+
+def test_an_export_killed_half_way_leaves_nothing_behind_after_the_next(tmp_path):
+    root, options = own_dataset(tmp_path)
+    res = tmp_path / "results"
+    stale = res / "export/.v.ab12cd_9"  # a SIGKILLed export's temporary folder (originals in it)
+    other = res / "export/.v.x.ab12cd_9"  # variant 'v.x''s: not this job's to remove
+    for d in (stale, other):
+        (d / "pics/validation").mkdir(parents=True)
+    run_chain(tmp_path, "coco", root, options=options)
+    assert not stale.exists() and other.exists()
+    assert sorted(p.name for p in (res / "export").iterdir()) == [".v.x.ab12cd_9", "v"]

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,7 +17,7 @@ import cv2
 import numpy as np
 
 from . import images, regions
-from .manifest import (Manifest, follow_umask, image_path, iter_images, load_manifest,
+from .manifest import (Manifest, fresh_output_dir, image_path, iter_images, load_manifest,
                        write_json)
 from .regions import IntBox, Region
 
@@ -173,13 +172,7 @@ def anonymize_shard(shard_manifest: str, faces_json: str | None, variant: dict[s
     manifest: Manifest = load_manifest(shard_manifest)
     faces = load_faces(faces_json) if faces_json else {}
     out = Path(out_dir)
-    if out.exists():
-        shutil.rmtree(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.*"):  # left by a job killed with SIGKILL
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    follow_umask(tmp, directory=True)
+    tmp = fresh_output_dir(out, [manifest["info"]["image_root"]])
     stats: dict[str, Any] = {"images": 0, "anonymized_images": 0, "copied_images": 0,
                              "regions": 0, "region_pixels": 0}
     cov = coverage.new_coverage()

@@ -253,6 +253,28 @@ def check_config(config: dict[str, Any], *, check_roots: bool = True) -> None:
             check_dataset_root(config, name)
 
 
+#: The workflow's output folder (relative to its working directory). Its jobs replace what they
+#: write there (an export or an anonymized shard removes its folder first).
+RESULTS = "results"
+
+
+def _outside_results(name: str, d: dict[str, Any]) -> None:
+    """A dataset on disk (its root, explicit annotation and image paths) must not lie inside the
+    workflow's outputs: an export whose folder is the dataset deleted it before writing."""
+    results = os.path.realpath(RESULTS)
+    paths = [("root", d["root"])]
+    for key in ("annotations", "keypoint_annotations", "images"):
+        value = d.get(key)
+        for split, p in (value.items() if isinstance(value, dict) else [("", value)]):
+            if isinstance(p, str):
+                paths.append((f"{key}.{split}" if split else key, os.path.join(d["root"], p)))
+    for key, p in paths:
+        if os.path.commonpath([results, os.path.realpath(p)]) == results:
+            raise ConfigError(f"datasets.{name}.{key}: {p!r} lies inside the workflow's output "
+                              f"folder {results}, whose jobs replace what they write (an "
+                              "export removes its folder first); keep datasets outside it")
+
+
 def check_dataset_root(config: dict[str, Any], name: str) -> None:
     """The dataset's ``root`` is a dataset of its format on disk (nothing to check for a generated
     one); raises :class:`ConfigError` with one line. The workflow calls it for the datasets its
@@ -267,6 +289,7 @@ def check_dataset_root(config: dict[str, Any], name: str) -> None:
                           f"{os.path.abspath(model)})")
     if "generate" in d:
         return
+    _outside_results(name, d)
     if not os.path.isdir(d["root"]):
         raise ConfigError(f"datasets.{name}.root: directory {d['root']!r} not found "
                           f"(absolute: {os.path.abspath(d['root'])})")

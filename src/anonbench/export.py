@@ -23,14 +23,13 @@ import datetime
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 from . import __version__
 from .coverage import REASONS
 from .images import output_path
-from .manifest import Manifest, follow_umask, image_path
+from .manifest import Manifest, fresh_output_dir, image_path
 
 #: (source file, path in the export, "image" | "file")
 Item = tuple[str, str, str]
@@ -116,11 +115,7 @@ def export_dataset(root: str, train: Manifest, val: Manifest, anonymized: Manife
 
     items = plan(root, train, val, anonymized)
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    follow_umask(tmp, directory=True)
+    tmp = fresh_output_dir(out, [root] + [src for src, _, _ in items])
     bar: Any = items
     if progress:
         from tqdm import tqdm

@@ -67,6 +67,33 @@ def no_space_error(path: str | os.PathLike[str], exc: BaseException) -> OSError 
     return OSError(e.errno, f"{path}: {what} while writing it{free}")
 
 
+
+def fresh_output_dir(out: str | os.PathLike[str], sources: list[str]) -> Path:
+    """Remove the output folder ``out`` and what killed jobs left beside it (their temporary
+    folders), and return a new temporary folder beside it to build the output in (renamed onto
+    ``out`` when complete). Raises ``ValueError`` when a source (a file or folder the job reads)
+    lies inside ``out`` or is ``out``: removing it would delete the input."""
+    import re
+    import shutil
+
+    out = Path(out)
+    real_out = os.path.realpath(out)
+    for src in sources:
+        real = os.path.realpath(src)
+        if os.path.commonpath([real_out, real]) == real_out:
+            raise ValueError(f"{out}: the job's input {src} lies inside its output folder, "
+                             "which the job replaces; keep datasets outside results/")
+    if out.exists():
+        shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    own = re.compile(rf"\.{re.escape(out.name)}\.[a-z0-9_]{{8}}")  # mkdtemp's, below
+    for stale in out.parent.iterdir():  # left by a job killed with SIGKILL
+        if own.fullmatch(stale.name) and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    follow_umask(tmp, directory=True)
+    return tmp
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary file beside ``path`` to write: renamed onto ``path`` when the block ends
