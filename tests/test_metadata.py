@@ -134,14 +134,79 @@ def test_progressive_jpeg_with_markers_between_scans():
     assert np.array_equal(pixels(out), pixels(data))
 
 
-def test_jpeg_standard_icc_kept_also_in_several_chunks():
-    for icc in (SRGB, icc_with_description("sRGB IEC61966-2.1", pad_to=70_000)):
-        data = encode(Image.fromarray(RGB), icc_profile=icc)
-        assert data.count(b"ICC_PROFILE\x00") == (1 if icc is SRGB else 2)
+def icc_tags(icc: bytes) -> dict[bytes, bytes]:
+    """Tag signature -> the tag's data."""
+    out = {}
+    for i in range(int.from_bytes(icc[128:132], "big")):
+        sig, off, size = struct.unpack_from(">4sII", icc, 132 + 12 * i)
+        out[sig] = icc[off:off + size]
+    return out
+
+
+def with_tag(icc: bytes, sig: bytes, data: bytes, *, private: bytes = b"") -> bytes:
+    """``icc`` with tag ``sig``'s data replaced (appended at the end) and ``private`` appended
+    after it, referenced by no tag (hidden bytes between tags)."""
+    icc = bytearray(icc)
+    icc += bytes(-len(icc) % 4)
+    offset = len(icc)
+    icc += data + private
+    for i in range(int.from_bytes(icc[128:132], "big")):
+        if icc[132 + 12 * i:136 + 12 * i] == sig:
+            icc[136 + 12 * i:144 + 12 * i] = struct.pack(">II", offset, len(data))
+    icc[0:4] = len(icc).to_bytes(4, "big")
+    icc[84:100] = bytes(16)
+    return bytes(icc)
+
+
+def mluc(text: str) -> bytes:
+    t = text.encode("utf-16-be")
+    return b"mluc" + bytes(4) + struct.pack(">II2s2sII", 1, 12, b"en", b"US", len(t), 28) + t
+
+
+def to_lab(icc: bytes) -> np.ndarray:
+    """RGB through the profile into Lab: what the profile does to the pixels."""
+    src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    t = ImageCms.buildTransform(src, ImageCms.createProfile("LAB"), "RGB", "LAB")
+    return np.asarray(ImageCms.applyTransform(Image.fromarray(RGB), t))
+
+
+def curve(gamma: float, n: int = 20_000) -> bytes:
+    return b"curv" + bytes(4) + struct.pack(">I", n) + (
+        (np.linspace(0, 1, n) ** gamma * 65535).round().astype(">u2").tobytes())
+
+
+#: sRGB whose copyright names a person, with tone curves of 20,000 entries (the profile needs
+#: two APP2 chunks, also when rebuilt) and hidden bytes between the tags
+PRIVATE_SRGB = with_tag(with_tag(with_tag(with_tag(
+    SRGB, b"cprt", mluc("Jane Doe 12 Privet Drive")), b"rTRC", curve(2.2)), b"gTRC", curve(2.3)),
+    b"bTRC", curve(2.1), private=b"Jane's secret")
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_standard_profile_keeps_only_its_colour_tags(fmt):
+    """A standard description does not make the rest of a profile standard: its copyright (and
+    device, private) tags and the bytes between tags are free text. The profile is rebuilt from
+    the tags a colour transform reads, which transform the pixels exactly as before."""
+    assert "Jane" in ImageCms.getProfileCopyright(ImageCms.ImageCmsProfile(io.BytesIO(
+        PRIVATE_SRGB)))
+    for icc, chunks in ((SRGB, 1), (PRIVATE_SRGB, 2)):
+        data = encode(Image.fromarray(RGB), fmt, icc_profile=icc)
+        if fmt == "JPEG":
+            assert data.count(b"ICC_PROFILE\x00") == chunks
+        assert has_metadata(data) == ["ICC profile text"]  # Pillow's sRGB: "No copyright, ..."
         out = strip_metadata(data)
-        assert out == data and has_metadata(data) == []
+        for secret in (b"Jane", "Jane".encode("utf-16-be"), b"copyright"):
+            assert secret not in out
+        assert has_metadata(out) == [] and strip_metadata(out) == out
+        assert np.array_equal(pixels(out), pixels(data))
+        if fmt == "JPEG":
+            assert out.count(b"ICC_PROFILE\x00") == chunks
         with Image.open(io.BytesIO(out)) as im:
-            assert im.info["icc_profile"] == icc
+            kept = im.info["icc_profile"]
+        assert set(icc_tags(kept)) == set(icc_tags(icc)) - {b"cprt"}
+        assert ImageCms.getProfileDescription(
+            ImageCms.ImageCmsProfile(io.BytesIO(kept))).strip() == "sRGB built-in"
+        assert np.array_equal(to_lab(kept), to_lab(icc))
 
 
 def test_cmyk_jpeg_keeps_adobe_marker():
@@ -203,10 +268,11 @@ def test_png_text_time_exif_private_chunks_dropped():
 def test_png_palette_transparency_and_standard_icc_kept():
     pal = Image.fromarray(RNG.integers(0, 4, (8, 8), dtype=np.uint8), "P")
     pal.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255])
-    data = encode(pal, "PNG", transparency=1, icc_profile=SRGB, dpi=(72, 72))
+    data = strip_metadata(encode(pal, "PNG", transparency=1, icc_profile=SRGB, dpi=(72, 72)))
     assert has_metadata(data) == []
     assert strip_metadata(data) == data
-    data = encode(Image.fromarray(RGB), "PNG", icc_profile=SRGB)
+    assert {c[4:8] for c in png_chunks(data)} >= {b"tRNS", b"pHYs", b"iCCP", b"PLTE"}
+    data = strip_metadata(encode(Image.fromarray(RGB), "PNG", icc_profile=SRGB))
     # a standard profile under a free-text name: the name goes, the profile stays
     chunk = next(c for c in png_chunks(data) if c[4:8] == b"iCCP")
     body = b"Jane's profile\x00" + chunk[8:-4][len(b"ICC Profile\x00"):]

@@ -4,8 +4,9 @@ The copy keeps the compressed pixel data byte for byte, so it decodes to exactly
 pixels, and drops every segment or chunk that can carry information about the photo, the camera
 or its owner: EXIF (GPS included), XMP, IPTC, comments, thumbnails, text and time chunks, and
 anything unknown.  Only colour information that changes how pixels are shown survives; an ICC
-profile survives only when its description names a standard colour space, because the profile's
-text tags are free text (editors and cameras write e.g. the device owner's name there).  A
+profile survives only when its description names a standard colour space, and then only its
+colour tags (:func:`_icc_colour_only`), because the profile's text tags are free text (editors
+and cameras write e.g. the device owner's name there).  A
 non-trivial EXIF orientation is re-emitted as the only tag so the image still shows upright
 (the annotations are made on the upright image, see ``images.read_image``).
 """
@@ -43,6 +44,13 @@ _GPS_IFD = 0x8825
 _XMP_APP1 = (b"http://ns.adobe.com/xap/1.0/\x00", b"http://ns.adobe.com/xmp/extension/\x00")
 _XMP_ORIENTATION = re.compile(rb'tiff:Orientation(="|>)([0-9])')  # as recent Pillow reads it
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: ICC tags kept in a standard profile: what a colour transform reads (colorants, tone curves,
+#: white and black points, adaptation, lookup tables, cicp), all binary. Dropped: cprt, dmnd,
+#: dmdd, vued, pseq, clrt, ncl2 (text), meas, view, tech, private tags.
+ICC_COLOUR_TAGS = frozenset(
+    {b"wtpt", b"bkpt", b"chad", b"chrm", b"rXYZ", b"gXYZ", b"bXYZ", b"rTRC", b"gTRC", b"bTRC",
+     b"kTRC", b"A2B0", b"A2B1", b"A2B2", b"B2A0", b"B2A1", b"B2A2", b"D2B0", b"D2B1", b"D2B2",
+     b"D2B3", b"B2D0", b"B2D1", b"B2D2", b"B2D3", b"gamt", b"lumi", b"cicp", b"arts"})
 #: PNG chunks that only describe how to decode or display the pixels (no free text).
 PNG_KEPT_CHUNKS = frozenset(
     {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"sBIT", b"bKGD",
@@ -68,15 +76,62 @@ def _format_name(data: bytes) -> str:
     return "HEIF/AVIF" if data[4:8] == b"ftyp" else "unrecognised"
 
 
-def _is_standard_icc(icc: bytes) -> bool:
-    """True when littlecms parses ``icc`` and its description is in STANDARD_ICC_DESCRIPTIONS."""
+def _standard_icc_name(icc: bytes) -> str | None:
+    """The entry of STANDARD_ICC_DESCRIPTIONS that littlecms reads as the description of
+    ``icc``, or None (unreadable, or another description)."""
     if ImageCms is None:
-        return False
+        return None
     try:
         desc = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
     except (OSError, ValueError, ImageCms.PyCMSError):  # unreadable: treat as non-standard
-        return False
-    return _norm(desc) in {_norm(s) for s in STANDARD_ICC_DESCRIPTIONS}
+        return None
+    return next((s for s in STANDARD_ICC_DESCRIPTIONS if _norm(s) == _norm(desc)), None)
+
+
+def _icc_description_tag(name: str, version: int) -> bytes:
+    """A fresh 'desc' tag holding ``name`` only: textDescriptionType (ICC v2) or mluc (v4)."""
+    if version >= 4:
+        text = name.encode("utf-16-be")
+        return b"mluc" + bytes(4) + struct.pack(">II2s2sII", 1, 12, b"en", b"US", len(text),
+                                                28) + text
+    ascii_ = name.encode("ascii") + b"\x00"
+    return (b"desc" + bytes(4) + struct.pack(">I", len(ascii_)) + ascii_ + bytes(8)  # Unicode: 0
+            + bytes(3) + bytes(67))  # ScriptCode: code 0, count 0, 67 bytes
+
+
+def _icc_colour_only(icc: bytes, name: str) -> bytes | None:
+    """``icc`` rebuilt with the tags that decide how pixels are shown only, and a fresh
+    description ``name``: a standard description does not make the rest of a profile standard
+    (its copyright, device and private tags, the description's other languages, the bytes
+    between tags and the header's reserved bytes can carry any text). None when malformed."""
+    if len(icc) < 132:
+        return None
+    n = int.from_bytes(icc[128:132], "big")
+    if 132 + 12 * n > len(icc):
+        return None
+    blobs, table, placed = bytearray(), [], {}
+    start = 132 + 12 * (sum(1 for i in range(n) if icc[132 + 12 * i:136 + 12 * i]
+                            in ICC_COLOUR_TAGS) + 1)
+    for i in [-1, *range(n)]:  # -1: the description
+        if i < 0:
+            sig, data = b"desc", _icc_description_tag(name, icc[8])
+        else:
+            sig, off, size = struct.unpack_from(">4sII", icc, 132 + 12 * i)
+            if sig not in ICC_COLOUR_TAGS:
+                continue
+            if off + size > len(icc):
+                return None
+            data = icc[off:off + size]
+        if data not in placed:  # tags sharing their data (rTRC = gTRC = bTRC) still do
+            blobs += bytes(-len(blobs) % 4)
+            placed[data] = start + len(blobs)
+            blobs += data
+        table.append(struct.pack(">4sII", sig, placed[data], len(data)))
+    header = bytearray(icc[:128])
+    header[84:128] = bytes(44)  # profile ID (MD5; 0 = not computed) and reserved bytes
+    out = header + struct.pack(">I", len(table)) + b"".join(table) + blobs
+    out[0:4] = len(out).to_bytes(4, "big")
+    return bytes(out)
 
 
 def _norm(text: str) -> str:
@@ -153,19 +208,37 @@ def _jpeg_segments(data: bytes, name: str) -> tuple[list[tuple[int, bytes]], byt
         segs.append((marker, data[start:pos]))
 
 
-def _icc_chunks_standard(segs: list[tuple[int, bytes]]) -> bool:
-    """Reassemble the APP2 ICC_PROFILE chunks (1-based sequence numbers) and judge the profile."""
+def _kept_icc(icc: bytes) -> tuple[bytes | None, _Labels]:
+    """(the profile to write or None, labels) for an embedded ICC profile: a standard one
+    rebuilt by :func:`_icc_colour_only`, any other dropped."""
+    name = _standard_icc_name(icc)
+    kept = _icc_colour_only(icc, name) if name else None
+    if kept is None:
+        return None, ["ICC profile (non-standard)"]
+    return kept, ["ICC profile text"] * (kept != icc)
+
+
+def _jpeg_icc(segs: list[tuple[int, bytes]]) -> tuple[bytes | None, _Labels]:
+    """Reassemble the APP2 ICC_PROFILE chunks (1-based sequence numbers): :func:`_kept_icc`."""
     chunks = sorted((s[16], s[17], s[18:]) for m, s in segs
                     if m == 0xE2 and s[4:16] == b"ICC_PROFILE\x00" and len(s) >= 18)
     if not chunks:
-        return True
+        return None, []
     if [c[0] for c in chunks] != list(range(1, len(chunks) + 1)) or {c[1] for c in chunks} != {
-            len(chunks)}:
-        return False  # missing or repeated chunks: Pillow would not use the profile either
-    return _is_standard_icc(b"".join(c[2] for c in chunks))
+            len(chunks)}:  # missing or repeated chunks: Pillow would not use the profile either
+        return None, ["ICC profile (non-standard)"]
+    return _kept_icc(b"".join(c[2] for c in chunks))
 
 
-def _jpeg_segment(marker: int, seg: bytes, icc_ok: bool) -> tuple[bytes | None, _Labels]:
+def _icc_segments(icc: bytes) -> bytes:
+    """APP2 ICC_PROFILE segments of at most 65,519 profile bytes each."""
+    size = 65519
+    parts = [icc[i:i + size] for i in range(0, len(icc), size)]
+    return b"".join(b"\xff\xe2" + (len(p) + 16).to_bytes(2, "big") + b"ICC_PROFILE\x00"
+                    + bytes((k + 1, len(parts))) + p for k, p in enumerate(parts))
+
+
+def _jpeg_segment(marker: int, seg: bytes) -> tuple[bytes | None, _Labels]:
     """(bytes to write or None, metadata labels) for one JPEG segment."""
     payload = seg[4:]
     if marker in _JPEG_KEPT:
@@ -180,7 +253,7 @@ def _jpeg_segment(marker: int, seg: bytes, icc_ok: bool) -> tuple[bytes | None, 
     if marker == 0xE1 and payload.startswith(_XMP_APP1):
         return None, ["XMP"]
     if marker == 0xE2 and payload.startswith(b"ICC_PROFILE\x00"):
-        return (seg, []) if icc_ok else (None, ["ICC profile (non-standard)"])
+        return None, []  # judged as a whole, written back rebuilt by _jpeg
     if marker == 0xED:
         return None, ["IPTC" if payload.startswith(b"Photoshop 3.0\x00") else "APP13"]
     if marker == 0xEE and payload.startswith(b"Adobe") and len(payload) >= 12:
@@ -195,10 +268,14 @@ def _jpeg_segment(marker: int, seg: bytes, icc_ok: bool) -> tuple[bytes | None, 
 
 def _jpeg(data: bytes, name: str) -> tuple[bytes, _Labels]:
     segs, trailing = _jpeg_segments(data, name)
-    icc_ok = _icc_chunks_standard(segs)
-    kept, labels = [], ["data after EOI"] if trailing else []
+    icc, labels = _jpeg_icc(segs)
+    kept: list[bytes] = []
+    labels += ["data after EOI"] if trailing else []
     for marker, seg in segs:
-        out, found = _jpeg_segment(marker, seg, icc_ok)
+        if icc is not None and marker == 0xE2 and seg[4:16] == b"ICC_PROFILE\x00":
+            kept.append(_icc_segments(icc))  # where the first chunk was
+            icc = None
+        out, found = _jpeg_segment(marker, seg)
         kept += [out] if out is not None else []
         labels += found
     exif = [s[4:] for m, s in segs if m == 0xE1 and s[4:10] == b"Exif\x00\x00"]  # first wins
@@ -246,11 +323,13 @@ def _iccp(raw: bytes, body: bytes) -> tuple[bytes | None, _Labels]:
         icc = inflate.decompress(rest[1:], 1 << 24) if rest[:1] == b"\x00" else b""
     except zlib.error:
         icc = b""
-    if not _is_standard_icc(icc):
-        return None, ["ICC profile (non-standard)"]
-    if profile_name in _ICCP_NAMES:  # the usual case: byte for byte, CRC untouched
+    kept, labels = _kept_icc(icc)
+    if kept is None:
+        return None, labels
+    if kept == icc and profile_name in _ICCP_NAMES:  # byte for byte, CRC untouched
         return raw, []
-    return _png_chunk(b"iCCP", b"ICC Profile\x00" + rest), ["ICC profile name"]  # free text
+    labels += ["ICC profile name"] * (profile_name not in _ICCP_NAMES)  # free text
+    return _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(kept, 9)), labels
 
 
 def _itxt_text(body: bytes) -> tuple[bytes, bytes]:
