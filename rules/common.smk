@@ -208,6 +208,17 @@ def variant_train_input(wildcards):
     return inputs
 
 
+def variant_images_input(wildcards):
+    """The variant's training manifest first, and its anonymized shards (the images it points
+    at), so that a job that must run gets a deleted shard made again."""
+    inputs = {"manifest": f"results/{wildcards.dataset}/anonymized/{wildcards.variant}/train.json"}
+    if variant_cfg(wildcards)["method"] != "none":
+        inputs["shards"] = variant_shard_files(
+            "results/{dataset}/anonymized/{variant}/{shard}", wildcards.dataset, wildcards.variant
+        )
+    return inputs
+
+
 # --- input functions and settings of rules/audit.smk ---------------------------------------------
 
 

@@ -4,9 +4,9 @@
 
 rule export:
     input:
+        unpack(variant_images_input),
         train="results/{dataset}/prepared/train.json",
         val="results/{dataset}/prepared/val.json",
-        variant="results/{dataset}/anonymized/{variant}/train.json",
         audit="results/{dataset}/audit/{variant}.json",
     output:
         directory("results/{dataset}/export/{variant}"),

@@ -3,7 +3,7 @@
 
 rule train:
     input:
-        "results/{dataset}/anonymized/{variant}/train.json",
+        unpack(variant_images_input),
     output:
         checkpoint="results/{dataset}/runs/{variant}/{model}/seed{seed}/model.pt",
     log:
@@ -16,6 +16,7 @@ rule train:
         mem_mb=4000,
     params:
         model=model_cfg,
+        variant=variant_cfg,
         out_dir=lambda w: f"results/{w.dataset}/runs/{w.variant}/{w.model}/seed{w.seed}",
     script:
         "../scripts/train.py"

@@ -225,3 +225,29 @@ def test_an_export_killed_half_way_leaves_nothing_behind_after_the_next(tmp_path
     run_chain(tmp_path, "coco", root, options=options)
     assert not stale.exists() and other.exists()
     assert sorted(p.name for p in (res / "export").iterdir()) == [".v.x.ab12cd_9", "v"]
+
+
+def test_files_made_for_another_setting_of_the_variant_are_refused(tmp_path):
+    """With Snakemake's params trigger off (--rerun-triggers mtime) or its metadata lost, a
+    variant's files made before the variant changed were handed on under its new settings: a
+    variant built as `method: none` then blurred exported the originals as body-blurred."""
+    root, options = own_dataset(tmp_path)
+    res = run_chain(tmp_path, "coco", root, options=options)
+    blur = {"region": "body", "method": "blur", "sigma": 7}
+    args = (str(root), str(res / "prepared/train.json"), str(res / "prepared/val.json"),
+            str(res / "anonymized/v/train.json"), str(res / "audit/v.json"), "v")
+    with pytest.raises(ValueError, match=r"audit/v\.json: made for variant v as \{\"method\": "
+                                         r"\"maskout\", .*but the config now says .*\"blur\""):
+        steps.export(*args, blur, str(res / "export/w"))
+    assert not (res / "export/w").exists()
+    audit_v = json.loads((res / "audit/v.json").read_text())
+    (res / "audit/v.json").write_text(json.dumps({**audit_v, "variant_config": blur}))
+    with pytest.raises(ValueError, match=r"anonymized/v/train\.json: made for variant v as "):
+        steps.export(*args, blur, str(res / "export/w"))
+    with pytest.raises(ValueError, match=r"anonymized/v/000: made for variant v as "):
+        steps.anonymized_train_manifest(str(res / "prepared/train.json"), "v", blur, 2,
+                                        str(res / "anonymized/v/train.json"))
+    with pytest.raises(ValueError, match=r"anonymized/v/train\.json: made for variant v as "):
+        steps.train(str(res / "anonymized/v/train.json"), {"backend": "torchvision"}, 0,
+                    str(tmp_path / "run"), 1, variant=("v", blur))
+    assert not (tmp_path / "run").exists()

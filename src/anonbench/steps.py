@@ -136,6 +136,19 @@ def anonymize_shard(shard_json: str, faces_json: str | None, variant: dict[str, 
     print(json.dumps(stats))
 
 
+def check_made_with(recorded: Any, variant: dict[str, Any], variant_name: str,
+                    path: str | os.PathLike[str]) -> None:
+    """Raises ``ValueError`` when the file ``path`` records another configuration of the variant
+    than the config's: it was made before the variant changed and not remade (results copied
+    from elsewhere, ``--rerun-triggers mtime``, lost ``.snakemake`` metadata). Its images would
+    be handed on under the new settings, originals under an anonymizing variant's name."""
+    if json.dumps(recorded, sort_keys=True) != json.dumps(variant, sort_keys=True):
+        raise ValueError(
+            f"{path}: made for variant {variant_name} as {json.dumps(recorded, sort_keys=True)}, "
+            f"but the config now says {json.dumps(variant, sort_keys=True)}; remake it "
+            f"(snakemake --forcerun {path} ...)")
+
+
 def anonymized_train_manifest(prepared: str, variant_name: str, variant: dict[str, Any],
                               n_shards: int, out: str) -> None:
     root = None if variant["method"] == "none" else str(Path(out).parent)
@@ -160,7 +173,9 @@ def variant_coverage(prepared: dict[str, Any], root: str, n_shards: int, variant
     parts = []
     for shard in shard_names(n_shards):
         with open(os.path.join(root, shard, "summary.json")) as f:
-            parts.append(json.load(f)["coverage"])
+            summary = json.load(f)
+        check_made_with(summary.get("variant"), variant, variant_name, os.path.join(root, shard))
+        parts.append(summary["coverage"])
     cov = coverage.merge(parts)
     coverage.check_sums(cov, root)
     present = prepared["info"].get("summary", {}).get("persons", {}).get("present")
@@ -186,18 +201,26 @@ def export(root: str, prepared_train: str, prepared_val: str, variant_manifest: 
     if audit_json:
         with open(audit_json) as f:
             audit = json.load(f)
+        check_made_with(audit.get("variant_config"), variant, variant_name, audit_json)
+    anonymized = load_manifest(variant_manifest)
+    check_made_with(anonymized["info"].get("variant_config"), variant, variant_name,
+                    variant_manifest)
     t0 = time.perf_counter()
     result = export_dataset(root, load_manifest(prepared_train), load_manifest(prepared_val),
-                            load_manifest(variant_manifest), audit, variant_name, variant,
-                            out_dir)
+                            anonymized, audit, variant_name, variant, out_dir)
     seconds = time.perf_counter() - t0
     print(json.dumps({**result, "seconds": round(seconds, 2),
                       "ms_per_image": round(1000 * seconds / max(1, result["images"]), 2)}))
 
 
 def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: str,
-          threads: int) -> None:
+          threads: int, *, variant: tuple[str, dict[str, Any]] | None = None) -> None:
+    """``variant``: (name, config) that the training manifest must have been made with."""
     from .backends import get_backend
+
+    if variant is not None:
+        check_made_with(load_manifest(train_manifest)["info"].get("variant_config"),
+                        variant[1], variant[0], train_manifest)
 
     summary = get_backend(model_cfg["backend"]).train(train_manifest, model_cfg, seed, out_dir,
                                                       threads=threads)
