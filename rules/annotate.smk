@@ -33,6 +33,7 @@ rule keypoints:
     wildcard_constraints:
         # only datasets whose keypoints are estimated; "(?!)" matches nothing
         dataset="|".join(re.escape(d) for d in _KEYPOINT_DATASETS) or "(?!)",
+    priority: DATA_PRIORITY
     conda:
         BASE_ENV
     resources:

@@ -175,6 +175,10 @@ def anonymize_input(wildcards):
     inputs = {"shards": f"results/{wildcards.dataset}/prepared/shards"}
     if variant_cfg(wildcards).get("region") == "face":
         inputs["faces"] = f"results/{wildcards.dataset}/faces/{wildcards.shard}.json"
+    if variant_cfg(wildcards)["method"] == "realistic":  # keypoint-conditioned generators
+        kp = keypoints_input(wildcards)
+        if kp:
+            inputs["keypoints"] = kp
     return inputs
 
 

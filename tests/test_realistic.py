@@ -465,3 +465,32 @@ def test_demo_world_shard_body_realistic_end_to_end(tmp_path):
         assert f.read_bytes() == (outs[1] / f.name).read_bytes()
     result = audit.audit_shard(shard, None, variant, str(outs[0]))
     assert result["regions"] > 0 and result["unchanged_mean"] < 0.5
+
+
+def test_an_estimators_keypoints_replace_the_persons_own(tmp_path):
+    """The anonymize job takes the keypoints job's file (rule keypoints) for a dataset whose
+    keypoints are estimated: the body generator draws the same figure from the same keypoints
+    read from that file, and another figure without them."""
+    from anonbench import anonymize as anonymize_step
+    from anonbench.annotate import estimate_keypoints
+    from anonbench.datasets import demo as demo_world
+    from anonbench.manifest import load_manifest, write_json
+
+    demo_world.generate_world(tmp_path / "w", seed=3, n_train=2, n_val=1)
+    from anonbench import steps
+
+    steps.prepare("coco", str(tmp_path / "w"), "train", "d", str(tmp_path / "train.json"))
+    m = load_manifest(tmp_path / "train.json")
+    write_json(tmp_path / "kp.json", estimate_keypoints(m, {"estimator": "groundtruth"}))
+    bare = {**m, "annotations": [{k: v for k, v in a.items() if k not in (
+        "keypoints", "num_keypoints")} for a in m["annotations"]]}
+    write_json(tmp_path / "bare.json", bare)
+    variant = fast(REALISTIC["body-realistic"])
+    outs = {}
+    for name, shard, kp in (("own", "train.json", None), ("bare", "bare.json", None),
+                            ("estimated", "bare.json", str(tmp_path / "kp.json"))):
+        anonymize_step.anonymize_shard(str(tmp_path / shard), None, variant,
+                                       str(tmp_path / name), keypoints_json=kp, progress=False)
+        outs[name] = {p.name: p.read_bytes() for p in sorted((tmp_path / name).rglob("*.jpg"))}
+    assert outs["own"] and outs["estimated"] == outs["own"]
+    assert outs["bare"] != outs["own"]

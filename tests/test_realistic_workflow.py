@@ -66,3 +66,18 @@ def test_demo_config_with_realistic_variants_is_valid():
     config = load_config()
     assert schema_error(config) is None
     check_config(config)
+
+
+def test_estimated_keypoints_reach_the_realistic_generators_only(demo_config, tmp_path):
+    """`keypoints.estimator` (ViTPose where a dataset has none) was read by the face detector
+    only: the keypoint-conditioned body generators drew figures without them."""
+    demo_config["datasets"]["demo"]["keypoints"] = {"estimator": "vitpose"}
+    demo_config["datasets"]["demo"]["faces"] = {"detector": "centerface"}
+    cfg = write_config(tmp_path / "c.yaml", demo_config)
+    targets = [f"results/demo/anonymized/{v}/000" for v in ("body-realistic", "body-blur")]
+    out = snakemake(tmp_path, "-n", *targets, configfile=cfg).stdout
+    realistic, = _jobs(out, "anonymize_realistic")
+    assert re.search(r"input: .*results/demo/keypoints/000\.json", realistic)
+    blur, = _jobs(out, "anonymize")
+    assert "keypoints" not in blur
+    assert job_counts(out)["keypoints"] == 1

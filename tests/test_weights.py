@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import json
 import re
 import socket
 import subprocess
@@ -22,6 +23,7 @@ import yaml
 from conftest import REPO, snakemake, write_config
 
 from anonbench import cli
+from anonbench.config import ConfigError, check_dataset_root
 from anonbench import weights as W
 
 
@@ -430,3 +432,86 @@ def test_gpu_jobs_on_a_machine_without_a_gpu_stop_the_preflight(monkeypatch):
     assert weights.gpu_problem([], local=True, cuda=False) is None
     monkeypatch.setenv(weights.ALLOW_CPU_ENV, "1")
     assert weights.gpu_problem(["faces"], local=True, cuda=False) is None
+
+
+def test_the_annotators_packages_stop_the_preflight_and_check(demo_config, tmp_path, capsys,
+                                                             monkeypatch):
+    """ViTPose keypoints without transformers: `anonbench check` said the run would stop, but
+    the preflight checked the backends' and DeepPrivacy2's packages only, and the original
+    model trained before the keypoints job failed."""
+    import importlib.util
+
+    if importlib.util.find_spec("transformers") is not None:
+        pytest.skip("transformers is installed here")
+    demo_config["datasets"]["demo"]["generate"].update(train_images=4, val_images=2)
+    demo_config["datasets"]["demo"]["keypoints"] = {"estimator": "vitpose"}
+    path = write_config(tmp_path / "c.yaml", demo_config)
+    want = ("datasets.demo.keypoints.estimator vitpose: python package 'transformers' is not "
+            "importable here")
+    assert W.job_import_problems(demo_config, "keypoints", {"dataset": "demo"}) == [want]
+    assert "is in no conda env of the workflow" in W.job_import_problems(
+        demo_config, "keypoints", {"dataset": "demo"}, conda=True)[0]
+    assert W.job_import_problems(demo_config, "faces", {"dataset": "demo"}) == []
+    monkeypatch.setenv(W.ALLOW_CPU_ENV, "1")  # the keypoints jobs ask for a GPU
+    p = snakemake(tmp_path, "results/tables/table1.md", configfile=path, check=False)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0 and "anonbench preflight: this run stops" in out
+    assert f"{want} (2 jobs)" in out  # one keypoints job per shard
+    assert not (tmp_path / "results").exists()
+    assert cli.main(["check", "--configfile", str(path), "--sdm", "conda"]) == 1
+    assert ("packages: FAIL transformers (datasets.demo.keypoints.estimator vitpose) is in no "
+            "conda env of the workflow") in capsys.readouterr().out
+
+
+def test_a_local_pose_model_that_is_not_there_is_named_at_parse_time(demo_config, tmp_path):
+    demo_config["datasets"]["demo"]["keypoints"] = {"estimator": "vitpose",
+                                                    "model": str(tmp_path / "vitpose")}
+    with pytest.raises(ConfigError, match=r"datasets\.demo\.keypoints\.model: .*vitpose' is not a "
+                                          r"model directory \(no config\.json in "):
+        check_dataset_root(demo_config, "demo")
+    (tmp_path / "vitpose").mkdir()
+    (tmp_path / "vitpose/config.json").write_text("{}")
+    check_dataset_root(demo_config, "demo")
+    demo_config["datasets"]["demo"]["keypoints"]["model"] = "usyd-community/vitpose-base-simple"
+    check_dataset_root(demo_config, "demo")  # a Hugging Face id: its cache is the loader's
+
+
+def test_checksum_less_files_cut_short_are_bad(tmp_path):
+    """A checksum-less file was checked by its first bytes only: an interrupted copy of DSFD
+    passed `anonbench check` and the preflight, and the GPU job failed in torch.load without
+    the file's name."""
+    import os
+
+    import torch
+
+    dsfd = dataclasses.replace(W.get("dsfd"), md5=None, sha256=None)
+    good = tmp_path / "WIDERFace_DSFD_RES152.pth"
+    torch.save({"w": torch.zeros(1000)}, good)
+    assert W.verify(dsfd, good) is None
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(good.read_bytes()[:300])
+    assert W.verify(dsfd, cut).startswith("a torch zip file cut short or corrupt (300 bytes")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    assert W.verify(dsfd, tmp_path / "empty.pth") == "empty file"
+    (tmp_path / "page.pth").write_text("<html>404</html>")
+    assert W.verify(dsfd, tmp_path / "page.pth") == "not a torch/pickle file (an error page?)"
+    (tmp_path / "dir.pth").mkdir()
+    assert W.verify(dsfd, tmp_path / "dir.pth").startswith("a directory, not a file")
+    if os.geteuid() != 0:  # root reads a file of mode 000
+        good.chmod(0)
+        assert W.verify(dsfd, good).startswith(f"cannot read {good}: Permission denied")
+    vitpose = W.get("vitpose-base-simple")
+    snap = tmp_path / "snapshot"
+    snap.mkdir()
+    (snap / "config.json").write_text('{"model_type": "vitpose"}')
+    (snap / "preprocessor_config.json").write_text("{}")
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    tensors = len(header).to_bytes(8, "little") + header + bytes(16)
+    (snap / "model.safetensors").write_bytes(tensors)
+    assert W.verify(vitpose, snap) is None
+    (snap / "model.safetensors").write_bytes(tensors[:-4])
+    assert W.verify(vitpose, snap) == ("model.safetensors: not a complete safetensors file "
+                                       f"({len(tensors) - 4} bytes)")
+    (snap / "model.safetensors").write_bytes(tensors)
+    (snap / "config.json").write_text("")
+    assert W.verify(vitpose, snap) == "config.json: empty file"

@@ -156,7 +156,8 @@ def load_faces(path: str | os.PathLike[str]) -> dict[int, list[dict[str, Any]]]:
 
 
 def anonymize_shard(shard_manifest: str, faces_json: str | None, variant: dict[str, Any],
-                    out_dir: str, *, progress: bool = True) -> dict[str, Any]:
+                    out_dir: str, *, keypoints_json: str | None = None,
+                    progress: bool = True) -> dict[str, Any]:
     """Anonymize every image of one shard into ``out_dir`` (same relative file names).
 
     Images with no region to anonymize are copied with their metadata (EXIF, XMP, comments,
@@ -165,11 +166,17 @@ def anonymize_shard(shard_manifest: str, faces_json: str | None, variant: dict[s
     that would leave it is refused); originals are only read. The directory is built under a
     temporary name and renamed when complete, so a killed job leaves no partial shard. Writes
     ``out_dir/summary.json`` with per-shard counts and the person coverage
-    (:mod:`anonbench.coverage`), and returns it.
+    (:mod:`anonbench.coverage`), and returns it. ``keypoints_json``: an estimator's keypoints of
+    the shard (rule keypoints), which replace the persons' own for keypoint-conditioned
+    generators.
     """
     from . import coverage, metadata
+    from .annotate import with_keypoints
 
     manifest: Manifest = load_manifest(shard_manifest)
+    if keypoints_json:
+        with open(keypoints_json) as f:
+            manifest = with_keypoints(manifest, json.load(f))
     faces = load_faces(faces_json) if faces_json else {}
     out = Path(out_dir)
     tmp = fresh_output_dir(out, [manifest["info"]["image_root"]])

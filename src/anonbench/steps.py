@@ -131,8 +131,9 @@ def keypoints(shard_json: str, cfg: dict[str, Any], out: str, *, threads: int = 
 
 
 def anonymize_shard(shard_json: str, faces_json: str | None, variant: dict[str, Any],
-                    out_dir: str) -> None:
-    stats = anonymize.anonymize_shard(shard_json, faces_json, variant, out_dir)
+                    out_dir: str, *, keypoints_json: str | None = None) -> None:
+    stats = anonymize.anonymize_shard(shard_json, faces_json, variant, out_dir,
+                                      keypoints_json=keypoints_json)
     print(json.dumps(stats))
 
 

