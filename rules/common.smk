@@ -65,7 +65,9 @@ def variant_cfg(wildcards):
 
 
 def model_cfg(wildcards):
-    return config["models"][wildcards.model]
+    """The model's settings that decide what it learns (a change reruns train and evaluate);
+    the jobs add the run settings (checkpointing, data loading) from the config."""
+    return anonbench_config.model_params(config, wildcards.model)
 
 
 def dataset_shards(dataset):

@@ -175,8 +175,16 @@ def test_resume_key_and_checkpoint_options(tiny, tmp_path):  # noqa: F811
                 {"checkpoint_every_minutes": -1}, {"stop_before_walltime_minutes": "5"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             resolve_config({**TINY, **bad})
-    # the walltime stop: a deadline in the past -> checkpoint after the next iteration, stop
-    plan = runtime.Checkpointing(None, None, 5, deadline=time.time())
+    assert runtime.resume_key({**cfg, "workers": 1, "prefetch_factor": 2}, tiny, 0) == key
+    # the walltime stop: a job that ends within stop_before_walltime_minutes would stop at
+    # once on every attempt (each writing a checkpoint after one iteration): refused at start
+    with pytest.raises(ValueError, match=r"the SLURM job ends in 2\.0 min, within its "
+                                         r"stop_before_walltime_minutes \(5\)"):
+        runtime.Checkpointing(None, None, 5, deadline=time.time() + 120)
+    # ... and one that gets there -> checkpoint after the next iteration, stop
+    plan = runtime.Checkpointing(None, None, 5, deadline=time.time() + 301)
+    assert plan.due(1) is None
+    plan.stop_at = time.time()
     assert plan.due(1) == "walltime"
     assert runtime.Checkpointing(3, None).due(3) == "iterations"
     assert runtime.Checkpointing(3, None).due(2) is None

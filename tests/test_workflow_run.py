@@ -124,6 +124,25 @@ def test_changing_one_variant_reruns_only_that_variant(tiny_run, tmp_path):
     assert "body-maskout" not in "".join(l for l in out.splitlines() if "wildcards:" in l)
 
 
+
+def test_run_settings_retrain_nothing_and_what_it_learns_does(tiny_run, tmp_path):
+    """Checkpointing, data loading and logging say how a training runs: changing them (as
+    docs/slurm.md advises for checkpoint_every_minutes) reran, and so deleted, every finished
+    training. The number of iterations is what the model learns from."""
+    import yaml
+
+    work, cfg, _, _ = tiny_run
+    changed = yaml.safe_load(open(cfg))  # the fixture's dict: other tests change it
+    changed["models"]["maskrcnn-demo"].update(
+        {"checkpoint_every_iters": 7, "checkpoint_every_minutes": 3, "workers": 1,
+         "prefetch_factor": 2, "stop_before_walltime_minutes": 4, "log_every": 1})
+    p = snakemake(work, "-n", configfile=write_config(tmp_path / "run.yaml", changed))
+    assert "Nothing to be done" in p.stdout + p.stderr
+    changed["models"]["maskrcnn-demo"]["iterations"] = 3
+    p = snakemake(work, "-n", configfile=write_config(tmp_path / "learn.yaml", changed))
+    counts = job_counts(p.stdout)
+    assert counts["train"] == counts["evaluate"] == 6  # 3 variants x 2 seeds
+
 def test_killed_run_resumes_without_redoing_and_gives_the_same_table(tiny_run, tmp_path):
     """SIGKILL the whole run while a training job is writing, rerun: finished jobs are kept,
     the killed one is redone, and the table equals the one of the uninterrupted run."""

@@ -573,6 +573,25 @@ def dataset_root(config: dict[str, Any], dataset: str) -> str:
     return d["root"] if "root" in d else f"results/{dataset}/world"
 
 
+#: Model settings that say how a training runs, not what it learns (checkpointing, data
+#: loading, logging): left out of the train and evaluate rules' params, so that changing one
+#: does not retrain the finished models (Snakemake reruns a job whose params changed).
+RUN_SETTINGS = ("checkpoint_every_iters", "checkpoint_every_minutes",
+                "stop_before_walltime_minutes", "workers", "prefetch_factor", "log_every")
+
+
+def model_params(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """What the model learns from: its settings without :data:`RUN_SETTINGS`."""
+    return {k: v for k, v in config["models"][model].items() if k not in RUN_SETTINGS}
+
+
+def with_run_settings(params: dict[str, Any], config: dict[str, Any], model: str
+                      ) -> dict[str, Any]:
+    """A job's model settings: its params and the config's :data:`RUN_SETTINGS`."""
+    return {**params, **{k: v for k, v in config["models"][model].items()
+                         if k in RUN_SETTINGS}}
+
+
 def dataset_options(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     """The generic-COCO options of a dataset (explicit paths, person categories) as its loader
     takes them (:data:`anonbench.datasets.COCO_OPTIONS`)."""

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from ..config import RUN_SETTINGS
 from ..manifest import atomic_path
 
 
@@ -66,8 +67,8 @@ def save_checkpoint(obj: Any, path: str | os.PathLike[str]) -> None:
 RESUME_FORMAT = "anonbench-resume-v1"
 RESUME_FILE = "resume.pt"
 # model config keys that say when to checkpoint, not what to train: not part of the resume key
-CHECKPOINT_KEYS = frozenset({"checkpoint_every_iters", "checkpoint_every_minutes",
-                             "stop_before_walltime_minutes"})
+#: Settings of how a training runs, not what it learns: a checkpoint resumes across them.
+CHECKPOINT_KEYS = frozenset(RUN_SETTINGS)
 
 
 class TrainingInterrupted(RuntimeError):
@@ -90,7 +91,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 def resume_key(model_cfg: dict[str, Any], train_manifest: str | os.PathLike[str],
                seed: int) -> dict[str, str]:
     """What a resume checkpoint must match: hashes of the resolved model config (without the
-    checkpoint-schedule keys), of the training manifest's bytes, and the seed."""
+    run settings: checkpoint schedule, data loading, logging), of the training manifest's bytes, and the seed."""
     cfg = {k: v for k, v in model_cfg.items() if k not in CHECKPOINT_KEYS}
     return {"config": hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode())
             .hexdigest(),
@@ -219,6 +220,14 @@ class Checkpointing:
         self.every_s = float(every_minutes) * 60 if every_minutes else None
         self.stop_at = (deadline - float(stop_before_minutes) * 60
                         if deadline is not None and stop_before_minutes else None)
+        if self.stop_at is not None and time.time() >= self.stop_at:
+            # every attempt would train one iteration, write a checkpoint and stop
+            raise ValueError(
+                f"the SLURM job ends in {(deadline - time.time()) / 60:.1f} min, within its "
+                f"stop_before_walltime_minutes ({float(stop_before_minutes):g}): the training "
+                "would stop at once on every attempt; give the train jobs more time "
+                "(ANONBENCH_SLURM_TRAIN_RUNTIME) or lower the model's "
+                "stop_before_walltime_minutes")
         self.last = time.perf_counter()
         self.signal: str | None = None
 
