@@ -251,3 +251,14 @@ def test_files_made_for_another_setting_of_the_variant_are_refused(tmp_path):
         steps.train(str(res / "anonymized/v/train.json"), {"backend": "torchvision"}, 0,
                     str(tmp_path / "run"), 1, variant=("v", blur))
     assert not (tmp_path / "run").exists()
+
+
+def test_the_export_readme_carries_no_local_folders():
+    from anonbench.export import readme
+
+    variant = {"region": "body", "method": "realistic", "generator": "dp2", "seed": 0,
+               "checkpoints": {"body": "/home/jane/dp2/body.ckpt"}, "dp2_root": "~/src/dp2/"}
+    text = readme("d", "rr", variant, "coco", None, 3, 1)
+    assert "jane" not in text and "~" not in text
+    assert ('"checkpoints": {"body": "body.ckpt"}, "dp2_root": "dp2", "generator": "dp2"'
+            in text)

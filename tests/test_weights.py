@@ -270,6 +270,18 @@ def test_check_with_an_export_target_counts_what_the_export_needs(capsys, tmp_pa
     assert rc == 1 and "--target results/demo/export/nope: no variant 'nope'" in out
     rc, out, _ = run_cli(capsys, "check", "--target", "results/tables/table1.md")
     assert rc == 1 and "not an export target" in out
+    rc, out, _ = run_cli(capsys, "check", "--target", "results/demo/export/original")
+    assert rc == 1 and "variant 'original' anonymizes nothing (method none)" in out
+    # with --target, what the targets need only: the tables' DSFD is not the export's
+    dsfd = tmp_path / "dsfd.yaml"
+    dsfd.write_text("datasets:\n  demo: {faces: {detector: dsfd}}\n")
+    files = [str(REPO / "config.yaml"), str(dsfd)]
+    if not W.status(W.get("dsfd")).ok:
+        rc, out, _ = run_cli(capsys, "check", "--configfile", *files)
+        assert rc == 1 and "MISSING dsfd" in out
+    rc, out, _ = run_cli(capsys, "check", "--configfile", *files,
+                         "--target", "results/demo/export/body-blur")
+    assert rc == 0 and "dsfd" not in out, out
 
 
 def test_check_on_the_paper_config_lists_each_missing_file_and_exits_1(capsys):

@@ -147,6 +147,9 @@ def export_targets(config: dict[str, Any], targets: Sequence[str] | None
         for kind, name in (("dataset", d), ("variant", v)):
             if name not in config[f"{kind}s"]:
                 raise UsageError(f"--target {t}: no {kind} {name!r} in the config")
+        if config["variants"][v]["method"] == "none":
+            raise UsageError(f"--target {t}: variant {v!r} anonymizes nothing (method none); "
+                             "export an anonymizing variant")
         out.append((d, v))
     return out
 
@@ -156,7 +159,7 @@ def package_needs(config: dict[str, Any], exports: Sequence[tuple[str, str]] = (
     """(python module, what needs it, conda env of its rule or None) for the config's jobs
     (:func:`anonbench.weights.job_packages`), each module once."""
     out: dict[str, tuple[str, str, str | None]] = {}
-    for t in config["tables"].values():
+    for t in config["tables"].values() if not exports else ():
         for module, what, env in W.job_packages(config, "train", {"model": t["model"]}):
             out.setdefault(module, (module, f"{what} (model {t['model']})", env))
     for rule, wc in W._units(config, exports):
@@ -167,7 +170,7 @@ def package_needs(config: dict[str, Any], exports: Sequence[tuple[str, str]] = (
 
 
 def cmd_check(args) -> int:
-    from .config import ConfigError, check_config
+    from .config import ConfigError, check_config, check_dataset_root
 
     failures = 0
     try:
@@ -178,8 +181,12 @@ def cmd_check(args) -> int:
         return 1
     print("config:   ok (schema, defaults and cross-checks as the Snakefile applies them)")
     try:
-        check_config(copy.deepcopy(config), check_roots=True)
-        roots = [f"{n}={d['root']}" for n, d in config["datasets"].items() if "root" in d]
+        check_config(copy.deepcopy(config), check_roots=not exports)
+        for name in dict.fromkeys(d for d, _ in exports):  # --target: its datasets only
+            check_dataset_root(config, name)
+        names = dict.fromkeys(d for d, _ in exports) if exports else config["datasets"]
+        roots = [f"{n}={config['datasets'][n]['root']}" for n in names
+                 if "root" in config["datasets"][n]]
         print("datasets: ok" + (f" ({', '.join(roots)})" if roots else " (generated)"))
     except ConfigError as e:
         failures += 1

@@ -83,13 +83,26 @@ def plan(root: str, train: Manifest, val: Manifest, anonymized: Manifest) -> lis
     return out
 
 
+def _without_local_paths(value: Any) -> Any:
+    """``value`` with each file path (a DeepPrivacy2 checkpoint, ``dp2_root``) cut to its file
+    name: a README.txt that travels with the data should not carry the user's folders."""
+    if isinstance(value, dict):
+        return {k: _without_local_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_local_paths(v) for v in value]
+    if isinstance(value, str) and (os.path.isabs(value) or value.startswith("~")
+                                   or os.sep in value and os.path.exists(value)):
+        return os.path.basename(value.rstrip(os.sep)) or value
+    return value
+
+
 def readme(dataset: str, variant_name: str, variant: dict[str, Any], fmt: str,
            audit: dict[str, Any] | None, n_train: int, n_val: int) -> str:
     cov = (audit or {}).get("coverage")
     lines = [f"Anonymized copy of dataset '{dataset}' ({fmt} layout), made by anonbench "
              f"{__version__} on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.",
              "", f"Variant: {variant_name}",
-             f"Parameters: {json.dumps(variant, sort_keys=True)}", "",
+             f"Parameters: {json.dumps(_without_local_paths(variant), sort_keys=True)}", "",
              f"train: {n_train} images, anonymized with the variant above.",
              f"val: {n_val} images, NOT anonymized (copied from the source: the study evaluates "
              "on the original validation images).",

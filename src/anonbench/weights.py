@@ -492,20 +492,20 @@ def job_needs(config: dict[str, Any], rule: str, wildcards: dict[str, str]) -> l
 def _units(config: dict[str, Any], exports: Sequence[tuple[str, str]] = ()
            ) -> Iterable[tuple[str, dict[str, str]]]:
     """(rule, wildcards) of the jobs the tables and figures need (shards and seeds left out),
-    and those of the ``exports``, (dataset, variant) pairs of ``results/{dataset}/export/
-    {variant}`` targets."""
+    or with ``exports``, (dataset, variant) pairs of ``results/{dataset}/export/{variant}``
+    targets, of the jobs those need."""
     variants = config["variants"]
     pairs: set[tuple[str, str]] = set(exports)
     for d, v in exports:
         if variants[v].get("method") != "none":
             yield "audit_shard", {"dataset": d, "variant": v}
-    for t in config["tables"].values():
+    for t in config["tables"].values() if not exports else ():
         yield "train", {"model": t["model"]}
         pairs.update((t["dataset"], v) for v in t["variants"])
         for v in t["variants"]:  # every trained variant is audited first (variant_manifest)
             if variants[v].get("method") != "none":
                 yield "audit_shard", {"dataset": t["dataset"], "variant": v}
-    for fig in (config.get("figures") or {}).values():
+    for fig in (config.get("figures") or {}).values() if not exports else ():
         if fig.get("kind") == "qualitative":
             pairs.update((fig["dataset"], v) for v in fig.get("variants", []))
     for d, v in sorted(pairs):
@@ -522,7 +522,7 @@ def _units(config: dict[str, Any], exports: Sequence[tuple[str, str]] = ()
 
 def needed_files(config: dict[str, Any], exports: Iterable[tuple[str, str]] = ()
                  ) -> list[WeightFile]:
-    """Every model file the config's tables and figures need, and the ``exports`` ((dataset,
+    """Every model file the config's tables and figures need, or the ``exports``' ((dataset,
     variant) pairs), each once, in registry order."""
     seen: dict[str, WeightFile] = {}
     for rule, wc in _units(config, list(exports)):
