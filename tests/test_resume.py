@@ -149,11 +149,22 @@ def test_truncated_checkpoint_is_ignored_with_a_warning(tiny, reference, tmp_pat
     resume = out / runtime.RESUME_FILE
     data = resume.read_bytes()
     resume.write_bytes(data[: len(data) // 2])
+    left = out / f".{runtime.RESUME_FILE}.x1y2z3.tmp"  # a write killed half-way
+    left.write_bytes(data[:100])
     lines: list[str] = []
     summary = _train(tiny, out, lines=lines)
     assert summary["resumed_from"] == 0
     assert any("WARNING" in line and "cannot be read" in line for line in lines), lines
     _same_model(out, reference[0])
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+    # the model file cut short: the evaluation names it
+    model = out / "model.pt"
+    model.write_bytes(model.read_bytes()[:1000])
+    from anonbench.backends import torchvision_backend
+
+    with pytest.raises(ValueError, match=rf"{model}: cannot read the model checkpoint \(.*\); "
+                                         "delete it and run its train job again"):
+        torchvision_backend.load_checkpoint(str(model))
     # not even a torch file: the same
     shutil.rmtree(out)
     out.mkdir()

@@ -55,6 +55,7 @@ from .runtime import (
     TrainingInterrupted,
     load_resume,
     log_lines_until,
+    read_model_checkpoint,
     remove_resume,
     resolve_device,
     resume_key,
@@ -381,9 +382,7 @@ def load_checkpoint(checkpoint: str, device: str = "cpu") -> tuple[Any, CfgNode,
     """(model in eval mode, detectron2 config, checkpoint dict); nothing is downloaded."""
     from detectron2.modeling import build_model
 
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{checkpoint}: not a checkpoint of the detectron2 backend")
+    ckpt = read_model_checkpoint(checkpoint, CHECKPOINT_FORMAT, "detectron2")
     cfg = get_cfg()
     cfg.merge_from_other_cfg(CfgNode.load_cfg(ckpt["d2_config"]))
     cfg.MODEL.WEIGHTS = ""

@@ -42,7 +42,8 @@ from .mmdet_config import (  # noqa: F401  (re-exported)
     torchvision_weights_path,
     train_log_records,
 )
-from .runtime import resolve_device, resume_key, save_checkpoint, torch_threads
+from .runtime import (read_model_checkpoint, resolve_device, resume_key, save_checkpoint,
+                      torch_threads)
 
 CHECKPOINT_FORMAT = "anonbench-mmdet-v1"
 
@@ -221,9 +222,7 @@ def load_checkpoint(checkpoint: str, device: str = "cpu") -> tuple[Any, dict[str
     from mmdet.apis import init_detector
     from mmdet.utils import register_all_modules
 
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{checkpoint}: not a checkpoint of the mmdet backend")
+    ckpt = read_model_checkpoint(checkpoint, CHECKPOINT_FORMAT, "mmdet")
     register_all_modules(init_default_scope=True)
     cfg = Config.fromstring(ckpt["mmdet_config"], ".py")
     cfg.test_dataloader = {"dataset": {"type": "CocoDataset", "pipeline": cfg.test_pipeline}}

@@ -23,6 +23,21 @@ from ..config import RUN_SETTINGS
 from ..manifest import atomic_path
 
 
+def read_model_checkpoint(path: str | os.PathLike[str], fmt: str, backend: str
+                          ) -> dict[str, Any]:
+    """A trained model's checkpoint (``model.pt``) of ``backend`` (its ``format`` ``fmt``); raises ``ValueError`` naming
+    the file when it cannot be read (cut short, another file) or is another backend's."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"{path}: cannot read the model checkpoint ({why}); delete it and "
+                         "run its train job again") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
+        raise ValueError(f"{path}: not a checkpoint of the {backend} backend")
+    return ckpt
+
+
 def resolve_device(name: str) -> str:
     """``auto`` -> ``cuda`` where CUDA is available, else ``cpu``; a ``cuda`` device without CUDA
     is an error that says how to fix the config."""
@@ -142,8 +157,12 @@ def load_resume(out_dir: str | os.PathLike[str], key: dict[str, str],
                 warn: Callable[[str], None]) -> dict[str, Any] | None:
     """The resume checkpoint of ``out_dir`` when it belongs to this run (same key), else None:
     a missing file silently, a corrupt/truncated one or one of another config, manifest or seed
-    with a warning through ``warn`` (the run then starts from iteration 0). Never raises."""
+    with a warning through ``warn`` (the run then starts from iteration 0). Never raises.
+    Removes the temporary files of checkpoint writes that a killed attempt left."""
     path = resume_path(out_dir)
+    for stale in [*Path(out_dir).glob(f".{RESUME_FILE}.*.tmp"), *Path(out_dir).glob(".model.pt.*.tmp")]:
+        with contextlib.suppress(OSError):
+            stale.unlink()
     if not path.is_file():
         return None
     try:

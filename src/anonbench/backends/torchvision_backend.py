@@ -74,6 +74,7 @@ from .runtime import (
     TrainingInterrupted,
     load_resume,
     log_lines_until,
+    read_model_checkpoint,
     remove_resume,
     resolve_device,
     resume_key,
@@ -1013,9 +1014,7 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
 def load_checkpoint(checkpoint: str, device: str | torch.device = "cpu"
                     ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model of a checkpoint (no weights are downloaded) in eval mode."""
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{checkpoint}: not a checkpoint of the torchvision backend")
+    ckpt = read_model_checkpoint(checkpoint, CHECKPOINT_FORMAT, "torchvision")
     saved = ckpt["model_cfg"]
     # keys its arch does not use (an older version resolved some, e.g. keypoint_rcnn's head_norm;
     # they had no effect on the model) would fail the config check: dropped
