@@ -379,3 +379,15 @@ def test_a_face_model_file_that_is_missing_is_named_at_parse_time(demo_config, t
         check_dataset_root(demo_config, "demo")
     (tmp_path / "nope.onnx").write_bytes(b"x")
     check_dataset_root(demo_config, "demo")
+
+
+def test_a_deepprivacy2_checkout_that_is_not_one_is_named_at_parse_time(demo_config, tmp_path):
+    """A wrong dp2_root was found only inside the GPU job, after the data jobs."""
+    v = {**demo_config["variants"]["body-realistic"], "generator": "dp2",
+         "dp2_root": str(tmp_path / "deep_privacy2")}
+    demo_config["variants"]["body-realistic-dp2"] = v
+    with pytest.raises(ConfigError, match=r"variants\.body-realistic-dp2\.dp2_root: .* is not a "
+                                          r"DeepPrivacy2 checkout \(no configs/ in "):
+        check_config(demo_config, check_roots=False)
+    (tmp_path / "deep_privacy2/configs").mkdir(parents=True)
+    check_config(demo_config, check_roots=False)

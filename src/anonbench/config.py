@@ -248,6 +248,12 @@ def check_config(config: dict[str, Any], *, check_roots: bool = True) -> None:
         if ("root" in d) == ("generate" in d):
             raise ConfigError(f"datasets.{name}: give either root (a dataset on disk) or "
                               "generate (the demo world), not both or neither")
+    for name, v in variants.items():  # an explicit DeepPrivacy2 checkout must be one
+        root = v.get("dp2_root") if v.get("generator") == "dp2" else None
+        if root and not os.path.isdir(os.path.join(os.path.expanduser(root), "configs")):
+            raise ConfigError(f"variants.{name}.dp2_root: {root!r} is not a DeepPrivacy2 "
+                              f"checkout (no configs/ in "
+                              f"{os.path.abspath(os.path.expanduser(root))})")
     if check_roots:
         for name in datasets:
             check_dataset_root(config, name)

@@ -115,7 +115,7 @@ def load_checkpoint(path: Path, md5: str) -> dict[str, Any]:
 def dp2_root(opts: dict[str, Any], dp2_module: Any) -> Path:
     root = opts.get("dp2_root") or os.environ.get("DP2_ROOT")
     if root:
-        return Path(root)
+        return Path(root).expanduser()
     return Path(dp2_module.__file__).resolve().parents[1]
 
 
