@@ -14,7 +14,9 @@ from anonbench.shards import shard_names
 
 _schema = os.path.join(workflow.basedir, "schemas", "config.schema.yaml")
 try:
-    for _configfile in workflow.configfiles:  # Snakemake's YAML reader keeps the last of twins
+    for (
+        _configfile
+    ) in workflow.configfiles:  # Snakemake's YAML reader keeps the last of twins
         anonbench_config.check_unique_keys(_configfile)
 except anonbench_config.ConfigError as e:
     raise WorkflowError(f"invalid config: {e}") from None
@@ -177,7 +179,9 @@ def anonymize_input(wildcards):
     inputs = {"shards": f"results/{wildcards.dataset}/prepared/shards"}
     if variant_cfg(wildcards).get("region") == "face":
         inputs["faces"] = f"results/{wildcards.dataset}/faces/{wildcards.shard}.json"
-    if variant_cfg(wildcards)["method"] == "realistic":  # keypoint-conditioned generators
+    if (
+        variant_cfg(wildcards)["method"] == "realistic"
+    ):  # keypoint-conditioned generators
         kp = keypoints_input(wildcards)
         if kp:
             inputs["keypoints"] = kp
@@ -217,10 +221,14 @@ def variant_train_input(wildcards):
 def variant_images_input(wildcards):
     """The variant's training manifest first, and its anonymized shards (the images it points
     at), so that a job that must run gets a deleted shard made again."""
-    inputs = {"manifest": f"results/{wildcards.dataset}/anonymized/{wildcards.variant}/train.json"}
+    inputs = {
+        "manifest": f"results/{wildcards.dataset}/anonymized/{wildcards.variant}/train.json"
+    }
     if variant_cfg(wildcards)["method"] != "none":
         inputs["shards"] = variant_shard_files(
-            "results/{dataset}/anonymized/{variant}/{shard}", wildcards.dataset, wildcards.variant
+            "results/{dataset}/anonymized/{variant}/{shard}",
+            wildcards.dataset,
+            wildcards.variant,
         )
     return inputs
 
