@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from anonbench import anonymize, steps
 from anonbench.datasets import demo, load_split
@@ -183,6 +183,85 @@ def test_a_file_name_the_writers_cannot_keep_stops_prepare(coco, name, reason):
     with pytest.raises(ManifestError, match=rf"image {img['id']} file_name .*{reason}"):
         _load(root, path, data)
 
+
+
+def _replace_first_image(root, data, kind):
+    """The first training image re-encoded as ``kind``; returns its path and the expected
+    message (each found by a hostile-input sweep: a leak, a late failure or a traceback)."""
+    import io
+    import struct
+    import zlib
+
+    img = data["images"][0]
+    path = root / "train2017" / img["file_name"]
+    rgb = Image.open(path).convert("RGB")
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
+           b'22-rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+           b'tiff:Orientation="3"/></rdf:RDF></x:xmpmeta>')
+    if kind == "png_xmp_orientation":  # Pillow turns it; OpenCV and labelling tools do not
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", xmp.decode())
+        path = path.with_suffix(".png")
+        rgb.save(path, pnginfo=info)
+        img["file_name"] = path.name
+        return path, "orientation 3 from PNG metadata, which readers disagree about applying"
+    if kind == "jpeg_xmp_orientation":
+        f = io.BytesIO()
+        rgb.save(f, "JPEG")
+        jpeg = f.getvalue()
+        app1 = b"http://ns.adobe.com/xap/1.0/\x00" + xmp
+        path.write_bytes(jpeg[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1
+                         + jpeg[2:])
+        return path, "orientation 3 from XMP, which readers disagree about applying"
+    if kind == "png_named_jpg":
+        rgb.save(path, "PNG")
+        return path, r"a PNG file named \.jpg: its anonymized copy would be a JPEG"
+    if kind == "arithmetic_jpeg":  # its frame marker: SOF9 (the scan is the baseline one's)
+        jpeg = bytearray(path.read_bytes())
+        i = jpeg.index(b"\xff\xc0")
+        jpeg[i + 1] = 0xC9
+        path.write_bytes(bytes(jpeg))
+        return path, r"arithmetic-coded JPEG \(SOF9\), which the anonymizers' decoders cannot"
+    if kind == "decompression_bomb":  # 20000 x 20000 declared, a few bytes of data
+        def chunk(t, body):
+            return struct.pack(">I", len(body)) + t + body + struct.pack(
+                ">I", zlib.crc32(t + body))
+        path = path.with_suffix(".png")
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(
+            ">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(b"\0" * 9))
+            + chunk(b"IEND", b""))
+        img["file_name"] = path.name
+        return path, r"too large to decode safely \(Image size \(400000000 pixels\)"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["png_xmp_orientation", "jpeg_xmp_orientation", "png_named_jpg",
+                                  "arithmetic_jpeg", "decompression_bomb"])
+def test_images_the_readers_disagree_on_or_cannot_read_stop_prepare(coco, kind):
+    root, path, data = coco
+    image, message = _replace_first_image(root, data, kind)
+    with pytest.raises(ManifestError, match=rf"^{image}: {message}"):
+        _load(root, path, data)
+
+
+def test_transparent_pixels_stop_the_image_check_and_the_anonymizers(tmp_path):
+    """What alpha 0 hid (here a face) showed in the opaque anonymized copy."""
+    from anonbench.images import read_image
+
+    rgba = np.dstack([photo(), np.full((96, 128), 255, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "opaque.png")
+    assert verify_image(tmp_path / "opaque.png") == (128, 96)
+    assert read_image(tmp_path / "opaque.png").shape == (96, 128, 3)
+    rgba[10:20, 30:50, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "hidden.png")
+    pal = Image.fromarray(photo()).convert("P")
+    pal.save(tmp_path / "trns.png", transparency=int(np.asarray(pal)[0, 0]))
+    for name, n in (("hidden.png", "200 of its 12,288"), ("trns.png", "")):
+        for read in (verify_image, read_image):
+            with pytest.raises(ImageReadError, match=rf"{name}: {n}.*pixels are transparent "
+                                                     r"\(alpha < 255\): what they hide would "
+                                                     "show in the anonymized copy"):
+                read(tmp_path / name)
 
 @pytest.mark.parametrize("kind, index, key", [
     ("images", 1, "id"), ("images", 1, "file_name"), ("images", 2, "height"),

@@ -22,11 +22,29 @@ class ImageReadError(OSError):
     """An image is missing, unreadable or truncated; the message names the file."""
 
 
+def transparency_error(im: Image.Image) -> str | None:
+    """Why an image with pixels that are not fully opaque cannot be anonymized, or None: the
+    anonymized copy has no alpha, so what transparent pixels hide (a person under alpha 0)
+    would show, and the training readers drop alpha as well."""
+    if im.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in im.info:
+        return None
+    alpha = np.asarray(im.convert("RGBA"))[..., 3]
+    n = int(np.count_nonzero(alpha < 255))
+    if not n:
+        return None
+    return (f"{n:,} of its {alpha.size:,} pixels are transparent (alpha < 255): what they hide "
+            "would show in the anonymized copy and in training, which drop alpha; flatten the "
+            "image onto its background first")
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode ``path`` to uint8 RGB, EXIF orientation applied (annotations are upright)."""
+    """Decode ``path`` to uint8 RGB, EXIF orientation applied (annotations are upright). An
+    image with transparent pixels is an :class:`ImageReadError` (:func:`transparency_error`)."""
     try:
         with Image.open(path) as im:
             im.load()  # raises on truncated data
+            if (why := transparency_error(im)) is not None:
+                raise ImageReadError(f"{path}: {why}")
             ImageOps.exif_transpose(im, in_place=True)  # no copy when upright already
             if im.mode != "RGB":
                 if im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -35,6 +53,8 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
                     im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
                 im = im.convert("RGB")
             return np.asarray(im, dtype=np.uint8).copy()
+    except ImageReadError:
+        raise
     except FileNotFoundError:
         raise ImageReadError(f"{path}: image not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
@@ -69,10 +89,14 @@ def verify_image(path: str | os.PathLike[str]) -> tuple[int, int]:
         with Image.open(io.BytesIO(data)) as im:
             fmt, size = im.format, im.size
             orientation = im.getexif().get(0x0112, 1)
+            transparency = None
             if fmt != "JPEG":
                 im.load()
+                transparency = transparency_error(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: cannot decode image ({e})") from None
+    if transparency is not None:
+        raise ImageReadError(f"{path}: {transparency}")
     if fmt == "JPEG":
         _verify_jpeg(path, data)
     w, h = size

@@ -30,6 +30,44 @@ def require_dir(path: str | os.PathLike[str], what: str) -> Path:
     return path
 
 
+#: JPEG start-of-frame markers that neither Pillow nor OpenCV decode: hierarchical (C5-C7) and
+#: arithmetic-coded (C9-CB, CD-CF) JPEG; baseline, extended, progressive and lossless decode.
+_JPEG_UNSUPPORTED_SOF = {0xC5: "hierarchical", 0xC6: "hierarchical", 0xC7: "hierarchical",
+                         0xC9: "arithmetic-coded", 0xCA: "arithmetic-coded",
+                         0xCB: "arithmetic-coded", 0xCD: "arithmetic-coded",
+                         0xCE: "arithmetic-coded", 0xCF: "arithmetic-coded"}
+_SUFFIX_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+
+
+def _jpeg_frame_marker(path: Path) -> int | None:
+    """The JPEG's start-of-frame marker (0xC0-0xCF but DHT, JPG, DAC), read segment by segment
+    from the start of the file, or None if the header ends first."""
+    with open(path, "rb") as f:
+        if f.read(2) != b"\xff\xd8":
+            return None
+        while True:
+            head = f.read(4)
+            while head[:1] == b"\xff" and head[1:2] == b"\xff":  # fill bytes
+                head = head[1:] + f.read(1)
+            if len(head) < 4 or head[0] != 0xFF:
+                return None
+            marker = head[1]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                return marker
+            if marker == 0xDA:
+                return None
+            f.seek(int.from_bytes(head[2:4], "big") - 2, os.SEEK_CUR)
+
+
+def _exif_orientation(raw: bytes | None) -> int:
+    exif = Image.Exif()
+    try:
+        exif.load(raw or b"")
+    except Exception:  # corrupt EXIF: no orientation the readers agree on either
+        return 1
+    return exif.get(0x0112, 1)
+
+
 def image_size(path: str | os.PathLike[str], *, upright: bool = False,
                stored_labels: bool = False) -> tuple[int, int]:
     """``(width, height)`` of an image file (``upright``: after its EXIF orientation); raises
@@ -51,16 +89,36 @@ def image_size(path: str | os.PathLike[str], *, upright: bool = False,
                     f"{path}: EXIF orientation {orientation}, but its labels lie on the stored "
                     "pixels, which the anonymizers would turn upright first; remove the tag "
                     "(e.g. exiftool -Orientation= FILE)")
+            if orientation not in (0, 1) and (
+                    fmt != "JPEG" or _exif_orientation(im.info.get("exif")) != orientation):
+                # Pillow also reads it from XMP and PNG text chunks, which OpenCV (training),
+                # browsers and labelling tools ignore: the labels may lie on either view
+                raise ManifestError(
+                    f"{path}: orientation {orientation} from "
+                    f"{'XMP' if fmt == 'JPEG' else 'PNG metadata'}, which readers disagree "
+                    "about applying (only a JPEG's EXIF orientation is applied everywhere); "
+                    "save the image upright without the tag")
     except ManifestError:
         raise
     except FileNotFoundError:
         raise ManifestError(f"{path}: image not found") from None
+    except Image.DecompressionBombError as e:
+        raise ManifestError(f"{path}: too large to decode safely ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ManifestError(f"{path}: not a readable image ({e})") from None
     if fmt not in ("JPEG", "PNG"):
         raise ManifestError(f"{path}: {fmt} images are not supported (JPEG and PNG only: "
                             "anonymized copies are written in their source's format, without "
                             "metadata)")
+    named = _SUFFIX_FORMAT.get(path.suffix.lower())
+    if named and named != fmt:
+        raise ManifestError(f"{path}: a {fmt} file named {path.suffix}: its anonymized copy "
+                            f"would be a {named} and its unchanged copy a {fmt} under one name; "
+                            "rename or convert it")
+    if fmt == "JPEG" and (sof := _jpeg_frame_marker(path)) in _JPEG_UNSUPPORTED_SOF:
+        raise ManifestError(f"{path}: {_JPEG_UNSUPPORTED_SOF[sof]} JPEG (SOF{sof - 0xC0}), "
+                            "which the anonymizers' decoders cannot read; re-encode it "
+                            "(e.g. jpegtran -optimize -outfile NEW FILE)")
     with open(path, "rb") as f:
         f.seek(0, os.SEEK_END)
         n = f.tell()
