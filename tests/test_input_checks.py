@@ -476,3 +476,25 @@ def test_face_boxes_from_keypoints_on_a_dataset_without_keypoints_are_refused(co
     with pytest.raises(ValueError, match=r"datasets.d.faces.detector: keypoints draws face boxes "
                                          r"from keypoints, and none of the \d+ persons"):
         annotate.detect_faces(m, {"detector": "keypoints"})
+
+
+def test_a_phone_photo_with_a_second_image_is_read_as_its_first(coco, tmp_path):
+    """A JPEG with an MPF second image (a phone's depth or gain map) was refused as an MPO; it
+    is the JPEG its name says, and no copy keeps the second image."""
+    from anonbench.metadata import copy_without_metadata, has_metadata
+
+    root, path, data = coco
+    img = data["images"][0]
+    jpg = root / "train2017" / img["file_name"]
+    first = Image.open(jpg).convert("RGB")
+    first.save(jpg, "MPO", save_all=True, append_images=[Image.fromarray(photo(first.height,
+                                                                               first.width))])
+    with Image.open(jpg) as im:
+        assert im.format == "MPO" and im.n_frames == 2
+    _load(root, path, data)
+    copy_without_metadata(jpg, tmp_path / "copy.jpg")
+    out = (tmp_path / "copy.jpg").read_bytes()
+    assert out.count(b"\xff\xd8") == 1 and has_metadata(out) == []
+    with Image.open(tmp_path / "copy.jpg") as im:
+        assert im.format == "JPEG" and np.array_equal(np.asarray(im), np.asarray(
+            Image.open(jpg).convert("RGB")))

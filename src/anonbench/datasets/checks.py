@@ -106,6 +106,8 @@ def image_size(path: str | os.PathLike[str], *, upright: bool = False,
         raise ManifestError(f"{path}: too large to decode safely ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ManifestError(f"{path}: not a readable image ({e})") from None
+    if fmt == "MPO":  # a JPEG with more images after its end (a phone's depth or gain map):
+        fmt = "JPEG"  # the first is read; the copies and the anonymized images drop the others
     if fmt not in ("JPEG", "PNG"):
         raise ManifestError(f"{path}: {fmt} images are not supported (JPEG and PNG only: "
                             "anonymized copies are written in their source's format, without "
@@ -127,7 +129,8 @@ def image_size(path: str | os.PathLike[str], *, upright: bool = False,
     if fmt == "PNG" and not tail.endswith(_PNG_IEND):
         raise ManifestError(f"{path}: truncated PNG (no IEND chunk at the end)")
     if fmt == "JPEG" and not tail.rstrip(b"\x00\r\n ").endswith(_JPEG_EOI):
-        raise ManifestError(f"{path}: truncated JPEG (no end-of-image marker)")
+        raise ManifestError(f"{path}: truncated JPEG, or data after its end (it does not end "
+                            "with the end-of-image marker)")
     return size
 
 
