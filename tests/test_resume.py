@@ -58,13 +58,13 @@ def reference(tiny, tmp_path_factory):  # noqa: F811
     return out, tb.predict(str(out / "model.pt"), tiny, threads=1, batch_size=2)
 
 
-def _stop_by_sigusr1(manifest, out, at_iter=10, cfg=CFG):
-    """Train in this process; SIGUSR1 to ourselves once iteration ``at_iter`` is logged."""
+def _stop_by_sigusr1(manifest, out, at_iter=10, cfg=CFG, sig=signal.SIGUSR1):
+    """Train in this process; ``sig`` to ourselves once iteration ``at_iter`` is logged."""
     def on_line(line):
         if f"iter {at_iter}/" in line:
-            os.kill(os.getpid(), signal.SIGUSR1)
+            os.kill(os.getpid(), sig)
     lines: list[str] = []
-    with pytest.raises(runtime.TrainingInterrupted, match="signal SIGUSR1"):
+    with pytest.raises(runtime.TrainingInterrupted, match=f"signal {sig.name}"):
         _train(manifest, out, cfg=cfg, lines=lines, on_line=on_line)
     assert not (out / "model.pt").exists()
     return lines
@@ -92,6 +92,18 @@ def test_sigusr1_checkpoints_stops_and_resumes_bit_identical(tiny, reference, tm
         {"event": "resume", "iter": 10, "attempt": 2, "reason": "signal SIGUSR1"}]
     assert not list(out.glob(".*tmp"))
 
+
+
+def test_ctrl_c_checkpoints_too(tiny, reference, tmp_path):  # noqa: F811
+    """Ctrl-C (SIGINT) in a local run lost the training since its last checkpoint."""
+    out = tmp_path / "run"
+    before = signal.getsignal(signal.SIGINT)
+    _stop_by_sigusr1(tiny, out, at_iter=6, sig=signal.SIGINT)
+    ckpt = torch.load(out / runtime.RESUME_FILE, map_location="cpu", weights_only=True)
+    assert ckpt["iteration"] == 6 and ckpt["reason"] == "signal SIGINT"
+    assert signal.getsignal(signal.SIGINT) is before
+    assert _train(tiny, out)["resumed_from"] == 6
+    _same_model(out, reference[0])
 
 def test_sigkill_mid_run_then_restart_is_bit_identical(tiny, reference, tmp_path):  # noqa: F811
     out = tmp_path / "run"

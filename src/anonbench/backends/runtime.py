@@ -268,8 +268,9 @@ class Checkpointing:
 
     @contextlib.contextmanager
     def signals(self) -> Iterator["Checkpointing"]:
-        """SIGUSR1 and SIGTERM ask for a checkpoint at the next iteration boundary (then stop);
-        a second one stops at once. Previous handlers are restored after the block."""
+        """SIGUSR1, SIGTERM and SIGINT (Ctrl-C) ask for a checkpoint at the next iteration
+        boundary (then stop); a second one stops at once. Previous handlers are restored after
+        the block."""
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
@@ -280,7 +281,7 @@ class Checkpointing:
                 raise SystemExit(128 + signum)
             self.signal = signal.Signals(signum).name
 
-        for s in (signal.SIGUSR1, signal.SIGTERM):
+        for s in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
             old[s] = signal.signal(s, handler)
         try:
             yield self
