@@ -67,7 +67,6 @@ def no_space_error(path: str | os.PathLike[str], exc: BaseException) -> OSError 
     return OSError(e.errno, f"{path}: {what} while writing it{free}")
 
 
-
 def fresh_output_dir(out: str | os.PathLike[str], sources: list[str]) -> Path:
     """Remove the output folder ``out`` and what killed jobs left beside it (their temporary
     folders), and return a new temporary folder beside it to build the output in (renamed onto
@@ -93,6 +92,7 @@ def fresh_output_dir(out: str | os.PathLike[str], sources: list[str]) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     follow_umask(tmp, directory=True)
     return tmp
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
