@@ -182,9 +182,9 @@ def cmd_check(args) -> int:
     print("config:   ok (schema, defaults and cross-checks as the Snakefile applies them)")
     try:
         check_config(copy.deepcopy(config), check_roots=not exports)
-        for name in dict.fromkeys(d for d, _ in exports):  # --target: its datasets only
-            check_dataset_root(config, name)
         names = dict.fromkeys(d for d, _ in exports) if exports else config["datasets"]
+        for name in names if exports else ():  # --target: its datasets only
+            check_dataset_root(config, name)
         roots = [f"{n}={config['datasets'][n]['root']}" for n in names
                  if "root" in config["datasets"][n]]
         print("datasets: ok" + (f" ({', '.join(roots)})" if roots else " (generated)"))

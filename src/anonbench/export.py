@@ -128,7 +128,8 @@ def export_dataset(root: str, train: Manifest, val: Manifest, anonymized: Manife
 
     items = plan(root, train, val, anonymized)
     out = Path(out_dir)
-    tmp = fresh_output_dir(out, [root] + [src for src, _, _ in items])
+    tmp = fresh_output_dir(out, [root, train["info"]["image_root"], val["info"]["image_root"],
+                                 *(src for src, _, kind in items if kind == "file")])
     bar: Any = items
     if progress:
         from tqdm import tqdm

@@ -152,6 +152,13 @@ def _exif_info(tiff_or_app1: bytes) -> tuple[object, _Labels]:
     return tags.get(ORIENTATION), labels + ["GPS"] * (_GPS_IFD in tags)
 
 
+def exif_orientation(exif: bytes | None) -> int:
+    """The Orientation tag of an EXIF payload (with or without 'Exif\\0\\0'); 1 when it has
+    none or cannot be read."""
+    value = _exif_info(exif)[0] if exif else None
+    return value if isinstance(value, int) else 1
+
+
 def _orientation(exif_value: object, xmp: bytes) -> int | None:
     """The orientation viewers apply (EXIF, else XMP tiff:Orientation as Pillow does), if not 1."""
     if exif_value is None and (m := _XMP_ORIENTATION.search(xmp)):

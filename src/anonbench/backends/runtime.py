@@ -25,8 +25,9 @@ from ..manifest import atomic_path
 
 def read_model_checkpoint(path: str | os.PathLike[str], fmt: str, backend: str
                           ) -> dict[str, Any]:
-    """A trained model's checkpoint (``model.pt``) of ``backend`` (its ``format`` ``fmt``); raises ``ValueError`` naming
-    the file when it cannot be read (cut short, another file) or is another backend's."""
+    """A trained model's checkpoint (``model.pt``) of ``backend`` (its ``format`` ``fmt``);
+    raises ``ValueError`` naming the file when it cannot be read (cut short, another file) or
+    is another backend's."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError) as e:
@@ -82,8 +83,6 @@ def save_checkpoint(obj: Any, path: str | os.PathLike[str]) -> None:
 RESUME_FORMAT = "anonbench-resume-v1"
 RESUME_FILE = "resume.pt"
 # model config keys that say when to checkpoint, not what to train: not part of the resume key
-#: Settings of how a training runs, not what it learns: a checkpoint resumes across them.
-CHECKPOINT_KEYS = frozenset(RUN_SETTINGS)
 
 
 class TrainingInterrupted(RuntimeError):
@@ -106,8 +105,9 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 def resume_key(model_cfg: dict[str, Any], train_manifest: str | os.PathLike[str],
                seed: int) -> dict[str, str]:
     """What a resume checkpoint must match: hashes of the resolved model config (without the
-    run settings: checkpoint schedule, data loading, logging), of the training manifest's bytes, and the seed."""
-    cfg = {k: v for k, v in model_cfg.items() if k not in CHECKPOINT_KEYS}
+    run settings: checkpoint schedule, data loading, logging), of the training manifest's
+    bytes, and the seed."""
+    cfg = {k: v for k, v in model_cfg.items() if k not in RUN_SETTINGS}
     return {"config": hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode())
             .hexdigest(),
             "manifest": file_sha256(train_manifest), "seed": str(int(seed))}
@@ -160,9 +160,10 @@ def load_resume(out_dir: str | os.PathLike[str], key: dict[str, str],
     with a warning through ``warn`` (the run then starts from iteration 0). Never raises.
     Removes the temporary files of checkpoint writes that a killed attempt left."""
     path = resume_path(out_dir)
-    for stale in [*Path(out_dir).glob(f".{RESUME_FILE}.*.tmp"), *Path(out_dir).glob(".model.pt.*.tmp")]:
-        with contextlib.suppress(OSError):
-            stale.unlink()
+    for name in (RESUME_FILE, "model.pt"):
+        for stale in Path(out_dir).glob(f".{name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
     if not path.is_file():
         return None
     try:

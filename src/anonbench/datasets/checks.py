@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..images import WRITABLE_SUFFIXES
 from ..manifest import ManifestError, rle_counts, rle_runs_error
+from ..metadata import exif_orientation
 
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _JPEG_EOI = b"\xff\xd9"
@@ -59,15 +60,6 @@ def _jpeg_frame_marker(path: Path) -> int | None:
             f.seek(int.from_bytes(head[2:4], "big") - 2, os.SEEK_CUR)
 
 
-def _exif_orientation(raw: bytes | None) -> int:
-    exif = Image.Exif()
-    try:
-        exif.load(raw or b"")
-    except Exception:  # corrupt EXIF: no orientation the readers agree on either
-        return 1
-    return exif.get(0x0112, 1)
-
-
 def image_size(path: str | os.PathLike[str], *, upright: bool = False,
                stored_labels: bool = False) -> tuple[int, int]:
     """``(width, height)`` of an image file (``upright``: after its EXIF orientation); raises
@@ -90,7 +82,7 @@ def image_size(path: str | os.PathLike[str], *, upright: bool = False,
                     "pixels, which the anonymizers would turn upright first; remove the tag "
                     "(e.g. exiftool -Orientation= FILE)")
             if orientation not in (0, 1) and (
-                    fmt != "JPEG" or _exif_orientation(im.info.get("exif")) != orientation):
+                    fmt != "JPEG" or exif_orientation(im.info.get("exif")) != orientation):
                 # Pillow also reads it from XMP and PNG text chunks, which OpenCV (training),
                 # browsers and labelling tools ignore: the labels may lie on either view
                 raise ManifestError(
