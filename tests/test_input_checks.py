@@ -498,3 +498,31 @@ def test_a_phone_photo_with_a_second_image_is_read_as_its_first(coco, tmp_path):
     with Image.open(tmp_path / "copy.jpg") as im:
         assert im.format == "JPEG" and np.array_equal(np.asarray(im), np.asarray(
             Image.open(jpg).convert("RGB")))
+
+
+def test_a_motion_photo_is_read_as_its_jpeg_and_no_copy_keeps_the_video(coco, tmp_path):
+    """A phone's motion photo (a video after the JPEG's end marker) was refused as "truncated,
+    or data after its end"; it is a whole JPEG, and neither the unchanged copy nor the
+    anonymized image keeps the video. A JPEG cut short is still refused."""
+    from anonbench.metadata import copy_without_metadata
+
+    root, path, data = coco
+    jpg = root / "train2017" / data["images"][0]["file_name"]
+    video = b"\x00\x00\x00\x18ftypmp42" + b"Jane Doe at home" * 64
+    whole = jpg.read_bytes()
+    jpg.write_bytes(whole + video)
+    m = _load(root, path, data)
+    assert verify_image(jpg) == Image.open(jpg).size
+    copy_without_metadata(jpg, tmp_path / "copy.jpg")
+    assert (tmp_path / "copy.jpg").read_bytes() == whole  # the fixture's JPEG has no metadata
+    img = next(i for i in m["images"] if i["file_name"] == jpg.name)
+    shard = {**m, "images": [img], "annotations": [a for a in m["annotations"]
+                                                   if a["image_id"] == img["id"]]}
+    write_json(tmp_path / "s.json", shard)
+    out = tmp_path / "anon"
+    anonymize.anonymize_shard(str(tmp_path / "s.json"), None,
+                              {"region": "body", "method": "maskout"}, str(out), progress=False)
+    assert b"Jane Doe" not in (out / jpg.name).read_bytes()
+    jpg.write_bytes(whole[:-300])
+    with pytest.raises(ManifestError, match=rf"{jpg.name}: truncated JPEG \(scan data"):
+        load_split("coco", str(root), "train", "d")

@@ -1,7 +1,7 @@
 """Odd images and degenerate shards through the anonymize and audit steps (issue: reliability).
 
 Policy, as tested here: every image is decoded to 8-bit RGB (EXIF orientation applied;
-grayscale and CMYK converted; 16-bit scaled from its full range), anonymized, and written in its
+grayscale and CMYK converted; 16-bit to its high byte, as OpenCV reads it), anonymized, and written in its
 own format; shards without persons are copied; persons with an empty mask are skipped.
 """
 
@@ -30,8 +30,7 @@ def write_odd(path, kind):
     if kind == "16bit-png":
         a = np.random.default_rng(2).integers(0, 65536, (40, 30), dtype=np.uint16)
         Image.fromarray(a).save(path)  # mode I;16
-        return np.repeat(np.clip(a / 65535.0 * 255 + 0.5, 0, 255).astype(np.uint8)[..., None],
-                         3, axis=2)
+        return np.repeat((a >> 8).astype(np.uint8)[..., None], 3, axis=2)
     if kind == "cmyk-jpg":
         Image.fromarray(_rgb(40, 30, 3)).convert("CMYK").save(path, quality=95)
         return None
@@ -57,6 +56,28 @@ def test_odd_images_decode_to_rgb(tmp_path, kind, name):
         assert got.shape[:2] == (im.height, im.width)
     if expected is not None:
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("kind, name", [("gray-png", "g.png"), ("16bit-png", "s.png"),
+                                        ("1px-wide", "w.png")])
+def test_odd_images_decode_as_opencv_decodes_them(tmp_path, kind, name):
+    """The anonymizers see the pixels that training (OpenCV) sees: a 16-bit greyscale PNG was
+    scaled from its full range by our reader (rounded) and cut to its high byte by OpenCV."""
+    cv2 = pytest.importorskip("cv2")
+    write_odd(tmp_path / name, kind)
+    bgr = cv2.imread(str(tmp_path / name), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(images.read_image(tmp_path / name), bgr[..., ::-1])
+
+
+def test_a_16_bit_image_of_8_bit_values_is_refused(tmp_path):
+    """8-bit values stored in 16 bits: OpenCV reads the image black, our reader read it bright
+    (it scaled from the image's own maximum); every reader of it now refuses it."""
+    a = np.random.default_rng(3).integers(0, 256, (40, 30), dtype=np.uint16)
+    Image.fromarray(a).save(tmp_path / "dark.png")
+    for read in (images.read_image, images.verify_image):
+        with pytest.raises(images.ImageReadError, match=r"dark.png: a 16-bit greyscale image "
+                                                        r"whose values all lie below 256"):
+            read(tmp_path / "dark.png")
 
 
 def _shard(tmp_path, files, anns):

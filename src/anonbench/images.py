@@ -37,20 +37,38 @@ def transparency_error(im: Image.Image) -> str | None:
             "image onto its background first")
 
 
+#: Pillow's modes of a 16-bit greyscale PNG.
+_WIDE_GREY = ("I;16", "I;16B", "I;16L", "I")
+
+
+def _high_byte(im: Image.Image) -> np.ndarray:
+    """A 16-bit greyscale image in 8 bits as OpenCV's ``IMREAD_COLOR`` makes it (value >> 8;
+    Pillow does the same for 16-bit RGB), so that every reader sees the same pixels."""
+    return (np.asarray(im, dtype=np.int64) >> 8).clip(0, 255).astype(np.uint8)
+
+
+def wide_grey_error(im: Image.Image) -> str | None:
+    """Why a 16-bit greyscale image cannot be used, or None: one whose values all lie below
+    256 (8-bit data stored in 16 bits) is black in the high byte that every reader keeps."""
+    if im.mode not in _WIDE_GREY or int(np.asarray(im).max(initial=0)) > 255:
+        return None
+    return ("a 16-bit greyscale image whose values all lie below 256: OpenCV (training) and "
+            "the anonymizers keep the high byte and read it black; save it as 8-bit")
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode ``path`` to uint8 RGB, EXIF orientation applied (annotations are upright). An
-    image with transparent pixels is an :class:`ImageReadError` (:func:`transparency_error`)."""
+    image with transparent pixels is an :class:`ImageReadError` (:func:`transparency_error`),
+    and so is a black 16-bit one (:func:`wide_grey_error`)."""
     try:
         with Image.open(path) as im:
             im.load()  # raises on truncated data
-            if (why := transparency_error(im)) is not None:
+            if (why := transparency_error(im) or wide_grey_error(im)) is not None:
                 raise ImageReadError(f"{path}: {why}")
             ImageOps.exif_transpose(im, in_place=True)  # no copy when upright already
             if im.mode != "RGB":
-                if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                    arr = np.asarray(im, dtype=np.float64)
-                    top = 65535.0 if arr.max() > 255 else 255.0
-                    im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+                if im.mode in _WIDE_GREY:  # as OpenCV (training) reads it: the high byte
+                    im = Image.fromarray(_high_byte(im))
                 im = im.convert("RGB")
             return np.asarray(im, dtype=np.uint8).copy()
     except ImageReadError:
@@ -89,14 +107,14 @@ def verify_image(path: str | os.PathLike[str]) -> tuple[int, int]:
         with Image.open(io.BytesIO(data)) as im:
             fmt, size = im.format, im.size
             orientation = im.getexif().get(0x0112, 1)
-            transparency = None
+            refusal = None
             if fmt != "JPEG":
                 im.load()
-                transparency = transparency_error(im)
+                refusal = transparency_error(im) or wide_grey_error(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: cannot decode image ({e})") from None
-    if transparency is not None:
-        raise ImageReadError(f"{path}: {transparency}")
+    if refusal is not None:
+        raise ImageReadError(f"{path}: {refusal}")
     if fmt == "JPEG":
         _verify_jpeg(path, data)
     w, h = size

@@ -215,6 +215,15 @@ def _jpeg_segments(data: bytes, name: str) -> tuple[list[tuple[int, bytes]], byt
         segs.append((marker, data[start:pos]))
 
 
+def jpeg_trailer_size(data: bytes, name: str = "<bytes>") -> int:
+    """How many bytes follow a JPEG's end-of-image marker (a phone's motion-photo video or
+    maker trailer; every copy and anonymized image drops them). Raises :class:`MetadataError`
+    where the JPEG itself is truncated or malformed."""
+    if not data.startswith(b"\xff\xd8"):
+        raise MetadataError(f"{name}: not a JPEG (no start-of-image marker)")
+    return len(_jpeg_segments(data, name)[1])
+
+
 def _kept_icc(icc: bytes) -> tuple[bytes | None, _Labels]:
     """(the profile to write or None, labels) for an embedded ICC profile: a standard one
     rebuilt by :func:`_icc_colour_only`, any other dropped."""

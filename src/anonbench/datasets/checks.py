@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..images import WRITABLE_SUFFIXES
 from ..manifest import ManifestError, rle_counts, rle_runs_error
-from ..metadata import exif_orientation
+from ..metadata import MetadataError, exif_orientation, jpeg_trailer_size
 
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _JPEG_EOI = b"\xff\xd9"
@@ -121,8 +121,12 @@ def image_size(path: str | os.PathLike[str], *, upright: bool = False,
     if fmt == "PNG" and not tail.endswith(_PNG_IEND):
         raise ManifestError(f"{path}: truncated PNG (no IEND chunk at the end)")
     if fmt == "JPEG" and not tail.rstrip(b"\x00\r\n ").endswith(_JPEG_EOI):
-        raise ManifestError(f"{path}: truncated JPEG, or data after its end (it does not end "
-                            "with the end-of-image marker)")
+        # data after the end-of-image marker (a motion photo's video, a maker trailer) is
+        # dropped by every copy; only a JPEG cut short is refused (the whole file is read)
+        try:
+            jpeg_trailer_size(path.read_bytes(), str(path))
+        except MetadataError as e:
+            raise ManifestError(str(e)) from None
     return size
 
 
