@@ -3,7 +3,7 @@
 
 rule train:
     input:
-        unpack(variant_images_input),
+        unpack(train_input),
     output:
         checkpoint="results/{dataset}/runs/{variant}/{model}/seed{seed}/model.pt",
     log:

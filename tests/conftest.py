@@ -95,12 +95,32 @@ def write_config(path, config):
     return path
 
 
+def pretrain_worlds(config):
+    """The datasets that the config's models learn their backbones on (``backbone_weights``:
+    config.yaml's pretrain world), as {name: dataset}."""
+    names = {m["backbone_weights"]["dataset"] for m in config["models"].values()
+             if isinstance(m.get("backbone_weights"), dict)}
+    return {k: d for k, d in config["datasets"].items() if k in names}
+
+
+def shrink_pretraining(config, train_images=4, iterations=2):
+    """The backbone runs at test size: their worlds' images and their models' iterations."""
+    for m in config["models"].values():
+        w = m.get("backbone_weights")
+        if isinstance(w, dict):
+            config["datasets"][w["dataset"]]["generate"].update(
+                {"train_images": train_images, "val_images": 2})
+            config["datasets"][w["dataset"]]["shards"] = 1
+            config["models"][w["model"]].update({"iterations": iterations, "batch_size": 2})
+    return config
+
+
 def street_only(config):
-    """config.yaml's street world alone: its table1 and dataset `demo` (the close-up world's
-    table3 and dataset dropped, the box-size figure on the street world only). For tests sized
-    for one table."""
+    """config.yaml's street world alone: its table1 and dataset `demo`, and the world its
+    model's backbone learns on (the close-up world's table3 and dataset dropped, the box-size
+    figure on the street world only). For tests sized for one table."""
     config["tables"] = {"table1": config["tables"]["table1"]}
-    config["datasets"] = {"demo": config["datasets"]["demo"]}
+    config["datasets"] = {"demo": config["datasets"]["demo"], **pretrain_worlds(config)}
     for fig in config.get("figures", {}).values():
         if "datasets" in fig:
             fig["datasets"] = [d for d in fig["datasets"] if d == "demo"]

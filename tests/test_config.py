@@ -40,8 +40,26 @@ def test_schema_errors_name_the_setting(demo_config, edit, message):
      "models.maskrcnn-demo: unknown key(s) iterationz for the torchvision backend"),
     (lambda c: c["models"]["maskrcnn-demo"].update({"preset": "tiny"}),
      "models.maskrcnn-demo: unknown preset 'tiny'"),
+    (lambda c: c["models"]["backbone-demo"].update({"pretrained": True}),
+     "models.backbone-demo: pretrained: true needs width: 1.0"),
     (lambda c: c["models"]["maskrcnn-demo"].update({"pretrained": True}),
-     "models.maskrcnn-demo: pretrained: true needs width: 1.0"),
+     "models.maskrcnn-demo: give pretrained: true (ImageNet weights) or backbone_weights"),
+    (lambda c: c["models"]["maskrcnn-demo"]["backbone_weights"].update({"dataset": "imagenet"}),
+     "models.maskrcnn-demo.backbone_weights.dataset: unknown dataset 'imagenet'"),
+    (lambda c: c["models"]["maskrcnn-demo"]["backbone_weights"].update({"model": "r18"}),
+     "models.maskrcnn-demo.backbone_weights.model: unknown model 'r18'"),
+    (lambda c: c["models"]["maskrcnn-demo"]["backbone_weights"].update(
+        {"model": "keypointrcnn-demo"}),
+     "models.maskrcnn-demo.backbone_weights.model: keypointrcnn-demo starts from another "
+     "backbone itself"),
+    (lambda c: c["models"]["maskrcnn-demo"]["backbone_weights"].update({"dataset": "demo"}),
+     "tables.table1: model maskrcnn-demo starts from the backbone that backbone-demo learned "
+     "from the original images of demo, the dataset it trains on here"),
+    (lambda c: c["models"]["maskrcnn-demo"].update({"backbone_weights": "/nowhere/model.pt"}),
+     "models.maskrcnn-demo.backbone_weights: '/nowhere/model.pt' is not a file"),
+    (lambda c: c["models"]["maskrcnn-demo"].update({"backend": "detectron2"}),
+     "models.maskrcnn-demo.backbone_weights: only the torchvision backend starts from another "
+     "model's backbone"),
     (lambda c: c["targets"]["street"]["tables"].append("table9"),
      "targets.street.tables: unknown table 'table9' (config has: table1, table3)"),
     (lambda c: c["targets"]["closeup"].update({"figures": ["fig7"]}),

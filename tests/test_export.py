@@ -12,7 +12,7 @@ from anonbench import audit, cli, steps
 from anonbench.datasets import demo, load_split
 from anonbench.manifest import load_manifest
 from anonbench.metadata import has_metadata
-from conftest import job_counts, load_config, snakemake, write_config
+from conftest import job_counts, load_config, pretrain_worlds, snakemake, write_config
 
 BODY_MASKOUT = {"region": "body", "method": "maskout", "value": 127}
 
@@ -128,7 +128,8 @@ def test_a_missing_explicit_file_is_named_at_parse_time(tmp_path, demo_config):
     root, options = own_dataset(tmp_path)
     demo_config["datasets"] = {"mine": {"format": "coco", "root": str(root), **options,
                                         "annotations": {"train": "labels/nope.json",
-                                                        "val": "labels/val_set.json"}}}
+                                                        "val": "labels/val_set.json"}},
+                               **pretrain_worlds(demo_config)}
     for t in demo_config["tables"].values():
         t["dataset"] = "mine"
     demo_config["figures"] = {}
@@ -195,7 +196,7 @@ def test_a_dataset_inside_the_results_folder_is_refused_before_any_job(tmp_path,
     inside = work / "results/mine/export/v"
     shutil.copytree(root, inside)
     demo_config["datasets"] = {"mine": {"format": "coco", "root": "results/mine/export/v",
-                                        **options}}
+                                        **options}, **pretrain_worlds(demo_config)}
     demo_config["variants"]["v"] = BODY_MASKOUT
     for t in demo_config["tables"].values():
         t["dataset"] = "mine"

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, job_counts, load_config, snakemake, street_only, write_config
+from conftest import (REPO, job_counts, load_config, shrink_pretraining, snakemake, street_only,
+                      write_config)
 
 PROFILE = REPO / "profiles" / "slurm"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -114,7 +115,7 @@ def tiny(config):
     config["targets"] = {}  # the config's targets name its figures
     config["seeds"] = [0]
     config["models"]["maskrcnn-demo"].update({"iterations": 2, "batch_size": 2})
-    return config
+    return shrink_pretraining(config)
 
 
 # --- the profile, dry runs (no SLURM needed) ------------------------------------------------

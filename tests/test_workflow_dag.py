@@ -33,6 +33,16 @@ def expected_jobs(config, table):
         jobs["audit"] = {(name, v) for v in anonymized}
     if "generate" in d:
         jobs["demo_world"] = {name}
+    w = config["models"][t["model"]].get("backbone_weights")
+    if isinstance(w, dict):  # the run whose backbone the model starts from: trained first
+        src = config["datasets"][w["dataset"]]
+        for rule, keys in {"prepare": {(w["dataset"], s) for s in ("train", "val")},
+                           "shards": {w["dataset"]}, "check_val_images": {w["dataset"]},
+                           "check_images": {(w["dataset"], k) for k in range(src["shards"])},
+                           "variant_manifest": {(w["dataset"], "original")},
+                           "train": {(w["dataset"], "original", w["model"], w.get("seed", 0))},
+                           "demo_world": {w["dataset"]} if "generate" in src else set()}.items():
+            jobs.setdefault(rule, set()).update(keys)
     return jobs
 
 
@@ -147,11 +157,13 @@ def test_demo_targets_split_the_run_by_world(demo_config, tmp_path):
     # the box-size figure draws both worlds: the close-up world is made and its training set
     # prepared, nothing more of it
     expected = expected_counts(demo_config, "table1")
-    expected.update({"demo_world": 2, "prepare": 3, "figure": len(demo_config["figures"]),
+    expected.update({"demo_world": expected["demo_world"] + 1,
+                     "prepare": expected["prepare"] + 1, "figure": len(demo_config["figures"]),
                      "street": 1})
     assert street == expected
     assert closeup == {**expected_counts(demo_config, "table3"), "closeup": 1}
-    assert street["train"] + closeup["train"] == sum(
+    # each part trains the pretrain world's backbone run (one run, shared by `make demo`)
+    assert street["train"] + closeup["train"] - 2 == sum(
         len(t["variants"]) * len(demo_config["seeds"]) for t in demo_config["tables"].values())
 
 
@@ -167,12 +179,12 @@ def test_one_metrics_file_builds_only_its_chain(demo_config, tmp_path):
     cfg = write_config(tmp_path / "c.yaml", demo_config)
     p = snakemake(tmp_path, "-n", "results/demo/metrics/body-blur/maskrcnn-demo/seed1.json",
                   configfile=cfg)
-    assert job_counts(p.stdout) == {"demo_world": 1, "prepare": 2, "shards": 1,
-                                    "check_images": demo_config["datasets"]["demo"]["shards"],
-                                    "check_val_images": 1,
-                                    "anonymize": demo_config["datasets"]["demo"]["shards"],
-                                    "audit_shard": demo_config["datasets"]["demo"]["shards"],
-                                    "variant_manifest": 1, "train": 1, "evaluate": 1}
+    shards = demo_config["datasets"]["demo"]["shards"]
+    pretrain = demo_config["datasets"]["pretrain"]["shards"]  # its backbone's run, first
+    assert job_counts(p.stdout) == {"demo_world": 2, "prepare": 4, "shards": 2,
+                                    "check_images": shards + pretrain, "check_val_images": 2,
+                                    "anonymize": shards, "audit_shard": shards,
+                                    "variant_manifest": 2, "train": 2, "evaluate": 1}
 
 
 def test_every_job_has_its_own_log(demo_config, tmp_path):
@@ -202,7 +214,8 @@ def test_the_val_check_reads_the_train_split(demo_config, tmp_path):
     cfg = write_config(tmp_path / "c.yaml", demo_config)
     p = snakemake(tmp_path, "-n", "results/demo/metrics/original/maskrcnn-demo/seed0.json",
                   configfile=cfg)
-    block = re.search(r"rule check_val_images:\n((?:    .*\n)+)", p.stdout)
+    blocks = re.findall(r"rule check_val_images:\n((?:    .*\n)+)", p.stdout)
+    block = next((b for b in blocks if "results/demo/prepared/val.json" in b), None)
     assert block, p.stdout[-3000:]
-    inputs = re.search(r"input: (.*)", block.group(1)).group(1).split(", ")
+    inputs = re.search(r"input: (.*)", block).group(1).split(", ")
     assert sorted(inputs) == ["results/demo/prepared/train.json", "results/demo/prepared/val.json"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from anonbench.metadata import has_metadata
-from conftest import job_counts, snakemake, street_only, write_config
+from conftest import job_counts, shrink_pretraining, snakemake, street_only, write_config
 
 
 def tiny(config):
@@ -20,7 +20,7 @@ def tiny(config):
     config["figures"]["qualitative_demo"]["variants"] = t["variants"]
     config["seeds"] = [0, 1]
     config["models"]["maskrcnn-demo"].update({"iterations": 2, "batch_size": 2})
-    return config
+    return shrink_pretraining(config)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +102,23 @@ def test_figures_and_the_html_report(tiny_run):
     html = report.read_text(errors="replace")
     assert "qualitative_demo.png" in html and "box_sizes.png" in html and "table1.csv" in html
     assert "privacy_utility.png" in html and "Privacy against utility" in html
+
+
+def test_the_demo_models_start_from_the_pretrain_worlds_backbone(tiny_run):
+    """backbone-demo trains first, on the pretrain world's original images; maskrcnn-demo's
+    runs start from its ResNet body and keep its frozen stem and layer1."""
+    torch = pytest.importorskip("torch")
+    work, _, config, _ = tiny_run
+    src = config["models"]["maskrcnn-demo"]["backbone_weights"]
+    source = work / f"results/{src['dataset']}/runs/original/{src['model']}/seed0/model.pt"
+    body = {k: v for k, v in torch.load(source, weights_only=True)["state_dict"].items()
+            if k.startswith("backbone.body.layer1.") and k.endswith("weight")}
+    assert body
+    for seed in config["seeds"]:
+        ckpt = torch.load(work / f"results/demo/runs/original/maskrcnn-demo/seed{seed}/model.pt",
+                          weights_only=True)
+        assert ckpt["model_cfg"]["backbone_weights"] == str(source.relative_to(work))
+        assert all(torch.equal(ckpt["state_dict"][k], v) for k, v in body.items())
 
 
 def test_nothing_to_do_after_a_complete_run(tiny_run):

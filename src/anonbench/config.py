@@ -210,11 +210,14 @@ def check_config(config: dict[str, Any], *, check_roots: bool = True) -> None:
                 raise ConfigError(f"{where}.seeds: seed {s} is not in the top-level seeds")
     from .backends import check_model_config
 
-    for name, m in models.items():
+    for name in models:
+        _check_backbone_weights(config, name, check_roots)
         try:
-            check_model_config(m)
+            check_model_config(with_run_settings(model_params(config, name), config, name))
         except ValueError as e:
             raise ConfigError(f"models.{name}: {str(e).removeprefix('model config: ')}") from None
+    for name, t in config["tables"].items():
+        check_backbone_dataset(config, t["model"], t["dataset"], f"tables.{name}")
     from .evaluation import arch_iou_types
 
     for name, t in config["tables"].items():  # what the table asks of what the model predicts
@@ -587,8 +590,74 @@ RUN_SETTINGS = ("checkpoint_every_iters", "checkpoint_every_minutes",
 
 
 def model_params(config: dict[str, Any], model: str) -> dict[str, Any]:
-    """What the model learns from: its settings without :data:`RUN_SETTINGS`."""
-    return {k: v for k, v in config["models"][model].items() if k not in RUN_SETTINGS}
+    """What the model learns from: its settings without :data:`RUN_SETTINGS`, a
+    ``backbone_weights`` run named by its checkpoint file (:func:`backbone_weights_file`)."""
+    params = {k: v for k, v in config["models"][model].items() if k not in RUN_SETTINGS}
+    if "backbone_weights" in params:
+        params["backbone_weights"] = backbone_weights_file(config, model)
+    return params
+
+
+def backbone_run(config: dict[str, Any], model: str) -> tuple[str, str, int] | None:
+    """(dataset, model, seed) of the workflow's run whose backbone ``model`` starts from
+    (``backbone_weights: {dataset, model, seed}``: the ``original`` variant), or None."""
+    w = config["models"][model].get("backbone_weights")
+    if not isinstance(w, dict):
+        return None
+    return str(w["dataset"]), str(w["model"]), int(w.get("seed", 0))
+
+
+def backbone_weights_file(config: dict[str, Any], model: str) -> str | None:
+    """The checkpoint whose ResNet body ``model`` starts from: a file the config names, or the
+    ``model.pt`` of the run :func:`backbone_run` names (rule train makes it first)."""
+    run = backbone_run(config, model)
+    if run is not None:
+        dataset, source, seed = run
+        return f"{RESULTS}/{dataset}/runs/original/{source}/seed{seed}/model.pt"
+    w = config["models"][model].get("backbone_weights")
+    return os.path.expanduser(w) if isinstance(w, str) else None
+
+
+def _check_backbone_weights(config: dict[str, Any], name: str, check_files: bool) -> None:
+    m = config["models"][name]
+    w = m.get("backbone_weights")
+    if w is None:
+        return
+    where = f"models.{name}.backbone_weights"
+    if m.get("backend") != "torchvision":
+        raise ConfigError(f"{where}: only the torchvision backend starts from another model's "
+                          f"backbone; {m.get('backend')} loads its own weights")
+    run = backbone_run(config, name)
+    if run is None:
+        if check_files and not os.path.isfile(os.path.expanduser(w)):
+            raise ConfigError(f"{where}: {w!r} is not a file (a model.pt of the torchvision "
+                              "backend)")
+        return
+    dataset, source, _ = run
+    if dataset not in config["datasets"]:
+        raise ConfigError(f"{where}.dataset: unknown dataset {dataset!r} "
+                          f"(config has: {', '.join(config['datasets'])})")
+    if source not in config["models"]:
+        raise ConfigError(f"{where}.model: unknown model {source!r} "
+                          f"(config has: {', '.join(config['models'])})")
+    if config["models"][source].get("backbone_weights") is not None:
+        raise ConfigError(f"{where}.model: {source} starts from another backbone itself; name "
+                          "a model that trains its backbone from scratch or from ImageNet")
+    if config["models"][source].get("backend") != "torchvision":
+        raise ConfigError(f"{where}.model: {source} is a {config['models'][source].get('backend')}"
+                          " model; its checkpoint holds no torchvision backbone")
+
+
+def check_backbone_dataset(config: dict[str, Any], model: str, dataset: str, where: str) -> None:
+    """A model must not train on the dataset whose original images trained its backbone: the
+    anonymized variants would learn from the very images they anonymize."""
+    run = backbone_run(config, model)
+    if run is not None and run[0] == dataset:
+        raise ConfigError(
+            f"{where}: model {model} starts from the backbone that {run[1]} learned from the "
+            f"original images of {dataset}, the dataset it trains on here: its anonymized "
+            f"variants would learn from the images they anonymize (models.{model}."
+            "backbone_weights.dataset must name another dataset)")
 
 
 def with_run_settings(params: dict[str, Any], config: dict[str, Any], model: str

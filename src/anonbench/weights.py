@@ -481,7 +481,9 @@ def job_needs(config: dict[str, Any], rule: str, wildcards: dict[str, str]) -> l
     if rule in ("anonymize", "anonymize_realistic"):
         return _variant_files(config["variants"][wildcards["variant"]])
     if rule == "train":
-        return _model_files(config["models"][wildcards["model"]])
+        from .config import model_params
+
+        return _model_files(model_params(config, wildcards["model"]))
     if rule == "audit_shard":
         if config["variants"][wildcards["variant"]].get("region") == "face":
             return _detector_files((config.get("audit") or {}).get("face_detector", "centerface"))
@@ -499,8 +501,12 @@ def _units(config: dict[str, Any], exports: Sequence[tuple[str, str]] = ()
     for d, v in exports:
         if variants[v].get("method") != "none":
             yield "audit_shard", {"dataset": d, "variant": v}
+    from .config import backbone_run
+
     for t in config["tables"].values() if not exports else ():
         yield "train", {"model": t["model"]}
+        if (run := backbone_run(config, t["model"])) is not None:  # the backbone's run first
+            yield "train", {"model": run[1]}
         pairs.update((t["dataset"], v) for v in t["variants"])
         for v in t["variants"]:  # every trained variant is audited first (variant_manifest)
             if variants[v].get("method") != "none":

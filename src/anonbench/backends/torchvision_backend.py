@@ -251,13 +251,43 @@ def _load_imagenet_weights(body: ResNetBody, depth: int) -> None:
                            f"unexpected {unexpected[:5]}")
 
 
+def _backbone_checkpoint(path: str) -> dict[str, Any]:
+    if not os.path.isfile(path):
+        raise ValueError(f"backbone_weights: {path}: no such file (a model.pt of the "
+                         "torchvision backend)")
+    try:
+        return read_model_checkpoint(path, CHECKPOINT_FORMAT, "torchvision")
+    except ValueError as e:
+        raise ValueError(f"backbone_weights: {e}") from None
+
+
+def _load_backbone_weights(body: ResNetBody, path: str) -> None:
+    """The ResNet body of another model's checkpoint (``backbone_weights``): its FPN and heads
+    start anew, as with ImageNet weights."""
+    ckpt = _backbone_checkpoint(path)
+    prefix = "backbone.body."
+    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    try:
+        body.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+        saved = ckpt.get("model_cfg", {})
+        raise RuntimeError(
+            f"backbone_weights: {path} holds a depth-{saved.get('depth')} width-"
+            f"{saved.get('width')} ResNet, which does not fit this model's backbone ({first})"
+        ) from None
+
+
 def build_backbone(cfg: dict[str, Any]) -> BackboneWithFPN:
     """ResNet + FPN: two-stage archs on C2..C5 (+ max-pool level), one-stage archs on C3..C5
     with P6 and P7 from P5, as torchvision's ``retinanet_resnet50_fpn``/``fcos_resnet50_fpn``."""
     body = ResNetBody(cfg["depth"], cfg["width"], _norm_layer(cfg["norm"]),
-                      zero_init_residual=cfg["zero_init_residual"] and not cfg["pretrained"])
+                      zero_init_residual=cfg["zero_init_residual"] and not cfg["pretrained"]
+                      and not cfg.get("backbone_weights"))
     if cfg["pretrained"]:
         _load_imagenet_weights(body, cfg["depth"])
+    if cfg.get("backbone_weights"):
+        _load_backbone_weights(body, cfg["backbone_weights"])
     train_layers = ["layer4", "layer3", "layer2", "layer1", "conv1"][: cfg["trainable_layers"]]
     if cfg["trainable_layers"] == 5:
         train_layers.append("bn1")
@@ -796,6 +826,8 @@ def train(train_manifest: str, model_cfg: dict[str, Any], seed: int, out_dir: st
     """Train on ``train_manifest``; write ``out_dir/model.pt`` and ``out_dir/train_log.jsonl``."""
     cfg = resolve_config(model_cfg)
     fetch_pretrained(cfg)  # before any data is read: a missing weights file fails the job now
+    if cfg["backbone_weights"]:  # as early: a missing or foreign file
+        _backbone_checkpoint(cfg["backbone_weights"])
     manifest = load_manifest(train_manifest)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -1019,7 +1051,8 @@ def load_checkpoint(checkpoint: str, device: str | torch.device = "cpu"
     # keys its arch does not use (an older version resolved some, e.g. keypoint_rcnn's head_norm;
     # they had no effect on the model) would fail the config check: dropped
     unused = UNUSED_KEYS.get(saved.get("arch"), frozenset())
-    cfg = {**{k: v for k, v in saved.items() if k not in unused}, "pretrained": False}
+    cfg = {**{k: v for k, v in saved.items() if k not in unused}, "pretrained": False,
+           "backbone_weights": None}
     kp = ckpt.get("keypoint_names") or _COCO_KEYPOINTS
     model = build_model(cfg, num_classes=len(ckpt["categories"]) + 1, num_keypoints=len(kp))
     model.load_state_dict(ckpt["state_dict"])

@@ -21,7 +21,11 @@ DEFAULTS: dict[str, Any] = {
     "norm": "auto",                  # bn | gn | frozen_bn | auto (frozen_bn if pretrained, else bn)
     "zero_init_residual": False,     # zero-init the last norm of each residual block
     "pretrained": False,             # ImageNet backbone weights through torchvision (width 1.0)
-    "trainable_layers": None,        # backbone stages to train; None: 3 if pretrained else 5 (all)
+    # the ResNet body of another model's checkpoint (this backend's model.pt) instead: the
+    # workflow's `backbone_weights: {dataset, model}` names a run it trains first
+    "backbone_weights": None,
+    "trainable_layers": None,        # backbone stages to train; None: 3 if the backbone starts
+                                     # from weights (pretrained, backbone_weights) else 5 (all)
     "fpn_channels": 256,
     "fpn_norm": None,                # None | bn | gn: normalization in the FPN convs
     "head_norm": None,               # None | bn | gn: normalization in the mask head convs
@@ -274,8 +278,15 @@ def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
     if not float(cfg["width"]) > 0:
         raise err(f"width must be > 0, got {cfg['width']!r}")
     cfg["width"] = float(cfg["width"])
+    weights = cfg["backbone_weights"]
+    if weights is not None and (not isinstance(weights, str) or not weights):
+        raise err(f"backbone_weights must be a checkpoint file (model.pt), got {weights!r}")
+    if weights is not None and cfg["pretrained"]:
+        raise err("give pretrained: true (ImageNet weights) or backbone_weights (another "
+                  "model's), not both")
+    from_weights = bool(cfg["pretrained"] or weights)
     if cfg["norm"] == "auto":
-        cfg["norm"] = "frozen_bn" if cfg["pretrained"] else "bn"
+        cfg["norm"] = "frozen_bn" if from_weights else "bn"
     if cfg["norm"] not in ("bn", "gn", "frozen_bn"):
         raise err(f"norm must be bn, gn, frozen_bn or auto, got {cfg['norm']!r}")
     for key in ("fpn_norm", "head_norm"):
@@ -306,8 +317,8 @@ def resolve_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
         raise err(f"optimizer must be sgd or adamw, got {cfg['optimizer']!r}")
     if cfg["pretrained"] and cfg["width"] != 1.0:
         raise err("pretrained: true needs width: 1.0 (ImageNet weights exist only for real ResNets)")
-    if cfg["trainable_layers"] is None:
-        cfg["trainable_layers"] = 3 if cfg["pretrained"] else 5
+    if cfg["trainable_layers"] is None:  # torchvision's default, detectron2's FREEZE_AT: 2
+        cfg["trainable_layers"] = 3 if from_weights else 5
     if not 0 <= int(cfg["trainable_layers"]) <= 5:
         raise err(f"trainable_layers must be in 0..5, got {cfg['trainable_layers']!r}")
     if "anchor_sizes" in cfg and len(cfg["anchor_sizes"]) != 5:
