@@ -10,6 +10,11 @@ keypoint_rcnn ``--model``) per minute of training::
     python benchmarks/bench_demo_ap.py                                 # config.yaml's iterations, seed 0
     python benchmarks/bench_demo_ap.py --iterations 600 1200 2400 --set lr=0.002
     python benchmarks/bench_demo_ap.py --style closeup --model keypointrcnn-demo --width 224
+    python benchmarks/bench_demo_ap.py --set backbone_weights=null     # from scratch
+
+A model whose ``backbone_weights`` names a run of config.yaml (the demo models: ``backbone-demo``
+on the ``pretrain`` world) starts from that run's backbone, trained here first (its time
+printed apart) unless ``--backbone FILE`` gives a model.pt to start from.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ def main() -> None:
     ap.add_argument("--style", choices=["street", "closeup"], default="street")
     ap.add_argument("--model", default="maskrcnn-demo", help="a model of config.yaml")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backbone", help="a model.pt whose backbone the model starts from "
+                    "(default: train the run its backbone_weights names)")
     args = ap.parse_args()
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     model = dict(config["models"][args.model])
@@ -69,6 +76,11 @@ def main() -> None:
             for split in ("train", "val"):
                 steps.prepare("coco", str(root / "world"), split, "demo",
                               str(root / f"{split}.json"))
+        if args.backbone:
+            model["backbone_weights"] = args.backbone
+        elif isinstance(model.get("backbone_weights"), dict):
+            model["backbone_weights"] = _pretrain(config, model["backbone_weights"], root,
+                                                  args.threads)
         print(f"demo world ({args.style}) {args.width}x{args.height}, {args.train_images} train / "
               f"{args.val_images} val images (seed {args.world_seed}); model "
               f"{json.dumps({k: v for k, v in model.items() if k != 'description'})}")
@@ -94,6 +106,22 @@ def main() -> None:
                 print(f"{iterations:>6} {seed:>4} {train_s:>8.1f} "
                       + " ".join(f"{m.get(c, nan):>14.1f}" for c in columns)
                       + f" {m.get(headline, nan) / (train_s / 60):>18.2f}", flush=True)
+
+
+def _pretrain(config: dict, source: dict, root: Path, threads: int) -> str:
+    """Train the run ``backbone_weights: {dataset, model, seed}`` names, on its generated
+    world's original images; returns its model.pt."""
+    world = root / "pretrain_world"
+    with _silent():
+        steps.demo_world(str(world), config["datasets"][source["dataset"]]["generate"])
+        steps.prepare("coco", str(world), "train", source["dataset"], str(root / "pre.json"))
+    t0 = time.perf_counter()
+    with _silent():
+        steps.train(str(root / "pre.json"), config["models"][source["model"]],
+                    source.get("seed", 0), str(root / "pretrain"), threads)
+    print(f"backbone: {source['model']} on {source['dataset']} "
+          f"({time.perf_counter() - t0:.1f} s of training)")
+    return str(root / "pretrain" / "model.pt")
 
 
 if __name__ == "__main__":

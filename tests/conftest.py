@@ -115,6 +115,21 @@ def shrink_pretraining(config, train_images=4, iterations=2):
     return config
 
 
+def from_scratch(config):
+    """The config's models without ``backbone_weights`` (trained from scratch), and without the
+    worlds and models only their backbones needed: for tests of other mechanics."""
+    worlds = pretrain_worlds(config)
+    sources = {m["backbone_weights"]["model"] for m in config["models"].values()
+               if isinstance(m.get("backbone_weights"), dict)}
+    for m in config["models"].values():
+        m.pop("backbone_weights", None)
+    used = {t["model"] for t in config["tables"].values()}
+    config["models"] = {k: m for k, m in config["models"].items()
+                        if k not in sources or k in used}
+    config["datasets"] = {k: d for k, d in config["datasets"].items() if k not in worlds}
+    return config
+
+
 def street_only(config):
     """config.yaml's street world alone: its table1 and dataset `demo`, and the world its
     model's backbone learns on (the close-up world's table3 and dataset dropped, the box-size

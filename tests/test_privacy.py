@@ -296,7 +296,7 @@ def test_tiny_study_on_a_read_only_instance_only_dataset(tmp_path, readonly_data
     config["seeds"] = [0]
     config["models"] = {"maskrcnn-demo": {**config["models"]["maskrcnn-demo"],
                                           "iterations": 1, "batch_size": 2}}
-    config["models"]["maskrcnn-demo"].pop("backbone_weights")  # from scratch: one world
+    config["models"]["maskrcnn-demo"].pop("backbone_weights")  # from scratch: one dataset
     config["tables"] = {"table1": {**config["tables"]["table1"], "dataset": "mine",
                                    "variants": ["original", "body-maskout"]}}
     config["figures"] = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (REPO, job_counts, load_config, shrink_pretraining, snakemake, street_only,
+from conftest import (REPO, from_scratch, job_counts, load_config, snakemake, street_only,
                       write_config)
 
 PROFILE = REPO / "profiles" / "slurm"
@@ -104,8 +104,8 @@ def dry_run_jobs(output):
 
 def tiny(config):
     """config.yaml at test size: the street world, 8 + 4 images, 1 shard, 3 variants, 1 seed,
-    2 iterations."""
-    config = street_only(config)
+    2 iterations, the model from scratch (no pretrain world: these tests are about SLURM)."""
+    config = street_only(from_scratch(config))
     config["datasets"]["demo"]["generate"].update({"train_images": 8, "val_images": 4})
     config["datasets"]["demo"]["shards"] = 1
     keep = ["original", "face-blur", "body-maskout"]
@@ -115,7 +115,7 @@ def tiny(config):
     config["targets"] = {}  # the config's targets name its figures
     config["seeds"] = [0]
     config["models"]["maskrcnn-demo"].update({"iterations": 2, "batch_size": 2})
-    return shrink_pretraining(config)
+    return config
 
 
 # --- the profile, dry runs (no SLURM needed) ------------------------------------------------
