@@ -113,7 +113,8 @@ def test_workflow_writes_and_prepares_the_demo_world_in_each_format(demo_config,
     for fmt in ("cityscapes", "bdd100k"):
         cfg["datasets"][f"demo_{fmt}"] = {**copy.deepcopy(demo_ds), "format": fmt}
     path = write_config(tmp_path / "c.yaml", cfg)
-    targets = [f"results/{d}/prepared/{s}.json" for d in cfg["datasets"] for s in ("train", "val")]
+    worlds = ["demo", "demo_cityscapes", "demo_bdd100k"]
+    targets = [f"results/{d}/prepared/{s}.json" for d in worlds for s in ("train", "val")]
     p = snakemake(tmp_path, *targets, configfile=path, timeout=300)
     assert job_counts(p.stdout + p.stderr) == {"demo_world": 3, "prepare": 6}
     for d, marker in (("demo", "train2017"), ("demo_cityscapes", "leftImg8bit/train"),
