@@ -204,6 +204,9 @@ def test_paper_config_needs_the_study_weights():
     paper["tables"] = {"tableA2": paper["tables"]["tableA2"]}
     paper["figures"] = {}
     assert [f.key for f in W.needed_files(paper)] == ["resnet50"]
+    # the run whose backbone a demo model starts from (backbone_weights) loads what it needs
+    demo["models"]["backbone-demo"].update({"pretrained": True, "width": 1.0, "depth": 34})
+    assert [f.key for f in W.needed_files(demo)] == ["resnet34"]
     # the study's own backends: detectron2's zoo weights, mmdet's torchvision backbone
     both = cli.load_config([str(REPO / "config" / "paper.yaml"),
                             str(REPO / "config" / "study-backends.yaml")])
