@@ -237,9 +237,12 @@ def train_input(wildcards):
     """The variant's images (:func:`variant_images_input`) and the checkpoint whose backbone the
     model starts from (``backbone_weights``: a run of this workflow is made first)."""
     inputs = variant_images_input(wildcards)
-    anonbench_config.check_backbone_dataset(
-        config, wildcards.model, wildcards.dataset, f"train {wildcards.dataset}"
-    )
+    try:
+        anonbench_config.check_backbone(
+            config, wildcards.model, wildcards.dataset, f"train {wildcards.dataset}"
+        )
+    except anonbench_config.ConfigError as e:
+        raise anonbench_config.ConfigError(f"invalid config: {e}") from None
     weights = anonbench_config.backbone_weights_file(config, wildcards.model)
     if weights is not None:
         inputs["backbone"] = weights

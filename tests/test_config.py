@@ -58,8 +58,8 @@ def test_schema_errors_name_the_setting(demo_config, edit, message):
     (lambda c: c["models"]["maskrcnn-demo"].update({"backbone_weights": "/nowhere/model.pt"}),
      "models.maskrcnn-demo.backbone_weights: '/nowhere/model.pt' is not a file"),
     (lambda c: c["models"]["maskrcnn-demo"].update({"backend": "detectron2"}),
-     "models.maskrcnn-demo.backbone_weights: only the torchvision backend starts from another "
-     "model's backbone"),
+     "models.maskrcnn-demo: unknown key(s) backbone_weights, box_positive_fraction for the "
+     "detectron2 backend"),
     (lambda c: c["targets"]["street"]["tables"].append("table9"),
      "targets.street.tables: unknown table 'table9' (config has: table1, table3)"),
     (lambda c: c["targets"]["closeup"].update({"figures": ["fig7"]}),
@@ -71,6 +71,22 @@ def test_cross_reference_errors(demo_config, edit, message):
     edit(demo_config)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check_config(demo_config)
+
+
+def test_a_backbone_is_checked_where_its_model_trains(demo_config, tmp_path):
+    """A dangling backbone_weights of a model no table trains stops nothing (as a dataset root
+    no target reads); asked for, that model's training stops at parse time with the key."""
+    demo_config["datasets"] = {"demo": demo_config["datasets"]["demo"]}  # no pretrain world
+    demo_config["models"]["maskrcnn-demo"].pop("backbone_weights")
+    demo_config["tables"] = {"table1": demo_config["tables"]["table1"]}
+    demo_config["figures"], demo_config["targets"] = {}, {}
+    check_config(demo_config)  # keypointrcnn-demo's backbone: no table trains it
+    cfg = write_config(tmp_path / "c.yaml", demo_config)
+    p = snakemake(tmp_path, "-n", "results/demo/runs/original/keypointrcnn-demo/seed0/model.pt",
+                  configfile=cfg, check=False)
+    assert p.returncode != 0
+    assert ("invalid config: models.keypointrcnn-demo.backbone_weights.dataset: unknown dataset "
+            "'pretrain'") in p.stdout + p.stderr
 
 
 def test_missing_dataset_root(paper_config, tmp_path):

@@ -211,13 +211,12 @@ def check_config(config: dict[str, Any], *, check_roots: bool = True) -> None:
     from .backends import check_model_config
 
     for name in models:
-        _check_backbone_weights(config, name, check_roots)
         try:
             check_model_config(with_run_settings(model_params(config, name), config, name))
         except ValueError as e:
             raise ConfigError(f"models.{name}: {str(e).removeprefix('model config: ')}") from None
-    for name, t in config["tables"].items():
-        check_backbone_dataset(config, t["model"], t["dataset"], f"tables.{name}")
+    for name, t in config["tables"].items():  # the backbones of the models that train
+        check_backbone(config, t["model"], t["dataset"], f"tables.{name}", check_roots)
     from .evaluation import arch_iou_types
 
     for name, t in config["tables"].items():  # what the table asks of what the model predicts
@@ -618,6 +617,16 @@ def backbone_weights_file(config: dict[str, Any], model: str) -> str | None:
     return os.path.expanduser(w) if isinstance(w, str) else None
 
 
+def check_backbone(config: dict[str, Any], model: str, dataset: str, where: str,
+                   check_files: bool = True) -> None:
+    """What ``backbone_weights`` of a model that trains on ``dataset`` names must be: a run of a
+    torchvision model on another dataset of the config, or a file. Checked for the models that
+    tables (at parse time) and train targets (train's input function) train, as dataset roots
+    are: an unused model's entry stops nothing."""
+    _check_backbone_weights(config, model, check_files)
+    check_backbone_dataset(config, model, dataset, where)
+
+
 def _check_backbone_weights(config: dict[str, Any], name: str, check_files: bool) -> None:
     m = config["models"][name]
     w = m.get("backbone_weights")
@@ -634,12 +643,13 @@ def _check_backbone_weights(config: dict[str, Any], name: str, check_files: bool
                               "backend)")
         return
     dataset, source, _ = run
+    fix = "; keep its entry (config.yaml has it) or remove backbone_weights to train from scratch"
     if dataset not in config["datasets"]:
         raise ConfigError(f"{where}.dataset: unknown dataset {dataset!r} "
-                          f"(config has: {', '.join(config['datasets'])})")
+                          f"(config has: {', '.join(config['datasets'])}){fix}")
     if source not in config["models"]:
         raise ConfigError(f"{where}.model: unknown model {source!r} "
-                          f"(config has: {', '.join(config['models'])})")
+                          f"(config has: {', '.join(config['models'])}){fix}")
     if config["models"][source].get("backbone_weights") is not None:
         raise ConfigError(f"{where}.model: {source} starts from another backbone itself; name "
                           "a model that trains its backbone from scratch or from ImageNet")
