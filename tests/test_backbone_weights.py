@@ -49,8 +49,12 @@ def test_the_body_starts_from_the_checkpoint_and_its_first_stages_stay_frozen(
 
 def test_a_checkpoint_of_another_backbone_is_named(tiny, source, tmp_path):  # noqa: F811
     with pytest.raises(RuntimeError, match=rf"backbone_weights: {source} holds a depth-18 "
-                                           r"width-0.125 ResNet, which does not fit"):
+                                           r"width-0.125 ResNet \(bn norm\), which does not fit"):
         _train(tiny, tmp_path, "wide", backbone_weights=str(source), width=0.25)
+    with pytest.raises(RuntimeError, match=r"\(bn norm\), which does not fit this model's "
+                                           r"backbone \(Unexpected key\(s\) in state_dict: "
+                                           r"\"bn1.running_mean\".{0,120}\.\.\.\)$"):
+        _train(tiny, tmp_path, "gn", backbone_weights=str(source), norm="gn")
 
 
 @pytest.mark.parametrize("kind", ["missing", "other"])
@@ -84,3 +88,17 @@ def test_predicting_needs_no_backbone_file(tiny, source, tmp_path):  # noqa: F81
         assert tb.predict(str(out / "model.pt"), tiny, threads=1) == before
     finally:
         moved.rename(source)
+
+
+@pytest.mark.parametrize("source_norm, norm", [("bn", "frozen_bn"), ("frozen_bn", "bn")])
+def test_a_backbone_loads_across_batchnorm_kinds(tiny, tmp_path, source_norm, norm):  # noqa: F811
+    """`norm: auto` is frozen BatchNorm with backbone_weights (as with ImageNet weights), while
+    the source model trained its own (bn), or the other way round: the same weights and
+    statistics; only BatchNorm's step counter (num_batches_tracked) is on one side."""
+    src, _ = _train(tiny, tmp_path, "src", norm=source_norm, iterations=1)
+    state = torch.load(src / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
+    cfg = resolve_config({**TINY, "backbone_weights": str(src / "model.pt"), "norm": norm})
+    built = _body(tb.build_model(cfg, num_classes=3, num_keypoints=17).state_dict())
+    for k, v in _body(state).items():
+        if not k.endswith("num_batches_tracked"):
+            assert torch.equal(built[k], v), k

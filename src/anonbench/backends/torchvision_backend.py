@@ -271,10 +271,12 @@ def _load_backbone_weights(body: ResNetBody, path: str) -> None:
         body.load_state_dict(state, strict=True)
     except RuntimeError as e:
         first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+        first = first if len(first) <= 160 else first[:157] + "..."
         saved = ckpt.get("model_cfg", {})
         raise RuntimeError(
             f"backbone_weights: {path} holds a depth-{saved.get('depth')} width-"
-            f"{saved.get('width')} ResNet, which does not fit this model's backbone ({first})"
+            f"{saved.get('width')} ResNet ({saved.get('norm')} norm), which does not fit this "
+            f"model's backbone ({first})"
         ) from None
 
 
