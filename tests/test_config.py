@@ -55,6 +55,11 @@ def test_schema_errors_name_the_setting(demo_config, edit, message):
     (lambda c: c["models"]["maskrcnn-demo"]["backbone_weights"].update({"dataset": "demo"}),
      "tables.table1: model maskrcnn-demo starts from the backbone that backbone-demo learned "
      "from the original images of demo, the dataset it trains on here"),
+    (lambda c: c["models"]["backbone-demo"].update({"width": 0.5}),
+     "models.maskrcnn-demo.backbone_weights.model: backbone-demo trains a depth-18 width-0.5 "
+     "ResNet with bn norm, models.maskrcnn-demo builds a depth-18 width-0.25 one with bn norm"),
+    (lambda c: c["models"]["maskrcnn-demo"].update({"norm": "gn"}),
+     "ResNet with bn norm, models.maskrcnn-demo builds a depth-18 width-0.25 one with gn norm"),
     (lambda c: c["models"]["maskrcnn-demo"].update({"backbone_weights": "/nowhere/model.pt"}),
      "models.maskrcnn-demo.backbone_weights: '/nowhere/model.pt' is not a file"),
     (lambda c: c["models"]["maskrcnn-demo"].update({"backend": "detectron2"}),

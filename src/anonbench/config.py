@@ -656,6 +656,17 @@ def _check_backbone_weights(config: dict[str, Any], name: str, check_files: bool
     if config["models"][source].get("backend") != "torchvision":
         raise ConfigError(f"{where}.model: {source} is a {config['models'][source].get('backend')}"
                           " model; its checkpoint holds no torchvision backbone")
+    from .backends.torchvision_config import resolve_config
+
+    def body(model: str) -> tuple[int, float, str]:  # what decides the ResNet body's weights
+        cfg = resolve_config(model_params(config, model))
+        return cfg["depth"], cfg["width"], "gn" if cfg["norm"] == "gn" else "bn"
+
+    if body(source) != body(name):  # found now, not after the source's training
+        (d, w, n), (d2, w2, n2) = body(source), body(name)
+        raise ConfigError(f"{where}.model: {source} trains a depth-{d} width-{w} ResNet with "
+                          f"{n} norm, models.{name} builds a depth-{d2} width-{w2} one with "
+                          f"{n2} norm: its backbone would not fit")
 
 
 def check_backbone_dataset(config: dict[str, Any], model: str, dataset: str, where: str) -> None:
