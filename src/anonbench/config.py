@@ -624,7 +624,13 @@ def check_backbone(config: dict[str, Any], model: str, dataset: str, where: str,
     tables (at parse time) and train targets (train's input function) train, as dataset roots
     are: an unused model's entry stops nothing."""
     _check_backbone_weights(config, model, check_files)
-    check_backbone_dataset(config, model, dataset, where)
+    run = backbone_run(config, model)
+    if run is not None and run[0] == dataset:  # the anonymized rows would learn the originals
+        raise ConfigError(
+            f"{where}: model {model} starts from the backbone that {run[1]} learned from the "
+            f"original images of {dataset}, the dataset it trains on here: its anonymized "
+            f"variants would learn from the images they anonymize (models.{model}."
+            "backbone_weights.dataset must name another dataset)")
 
 
 def _check_backbone_weights(config: dict[str, Any], name: str, check_files: bool) -> None:
@@ -662,23 +668,11 @@ def _check_backbone_weights(config: dict[str, Any], name: str, check_files: bool
         cfg = resolve_config(model_params(config, model))
         return cfg["depth"], cfg["width"], "gn" if cfg["norm"] == "gn" else "bn"
 
-    if body(source) != body(name):  # found now, not after the source's training
-        (d, w, n), (d2, w2, n2) = body(source), body(name)
-        raise ConfigError(f"{where}.model: {source} trains a depth-{d} width-{w} ResNet with "
-                          f"{n} norm, models.{name} builds a depth-{d2} width-{w2} one with "
+    (d, wd, n), (d2, wd2, n2) = body(source), body(name)
+    if (d, wd, n) != (d2, wd2, n2):  # found now, not after the source's training
+        raise ConfigError(f"{where}.model: {source} trains a depth-{d} width-{wd} ResNet with "
+                          f"{n} norm, models.{name} builds a depth-{d2} width-{wd2} one with "
                           f"{n2} norm: its backbone would not fit")
-
-
-def check_backbone_dataset(config: dict[str, Any], model: str, dataset: str, where: str) -> None:
-    """A model must not train on the dataset whose original images trained its backbone: the
-    anonymized variants would learn from the very images they anonymize."""
-    run = backbone_run(config, model)
-    if run is not None and run[0] == dataset:
-        raise ConfigError(
-            f"{where}: model {model} starts from the backbone that {run[1]} learned from the "
-            f"original images of {dataset}, the dataset it trains on here: its anonymized "
-            f"variants would learn from the images they anonymize (models.{model}."
-            "backbone_weights.dataset must name another dataset)")
 
 
 def with_run_settings(params: dict[str, Any], config: dict[str, Any], model: str
