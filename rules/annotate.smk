@@ -26,6 +26,7 @@ rule faces:
 rule keypoints:
     input:
         shards="results/{dataset}/prepared/shards",
+        checked=shard_checked,
     output:
         "results/{dataset}/keypoints/{shard}.json",
     log:

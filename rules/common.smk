@@ -150,8 +150,18 @@ def keypoints_input(wildcards):
     return []
 
 
+def shard_checked(wildcards):
+    """The shard's image check: the annotators and anonymizers (DSFD, ViTPose and DeepPrivacy2
+    run on GPUs) start on a shard only after every image of it has been decoded in full.
+    """
+    return f"results/{wildcards.dataset}/prepared/checked/{wildcards.shard}.json"
+
+
 def faces_input(wildcards):
-    inputs = {"shards": f"results/{wildcards.dataset}/prepared/shards"}
+    inputs = {
+        "shards": f"results/{wildcards.dataset}/prepared/shards",
+        "checked": shard_checked(wildcards),
+    }
     if dataset_cfg(wildcards)["faces"].get("detector", "keypoints") == "keypoints":
         kp = keypoints_input(wildcards)
         if kp:
@@ -176,7 +186,10 @@ def _keypoints_gpu(wildcards):
 
 
 def anonymize_input(wildcards):
-    inputs = {"shards": f"results/{wildcards.dataset}/prepared/shards"}
+    inputs = {
+        "shards": f"results/{wildcards.dataset}/prepared/shards",
+        "checked": shard_checked(wildcards),
+    }
     if variant_cfg(wildcards).get("region") == "face":
         inputs["faces"] = f"results/{wildcards.dataset}/faces/{wildcards.shard}.json"
     if (

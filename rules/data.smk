@@ -50,6 +50,8 @@ rule shards:
 # Every training image decoded in full once (libjpeg warnings are errors), one job per shard,
 # and the val images in one job per dataset, before any train job (variant_manifest depends on
 # every check): a corrupt val image would otherwise fail only the evaluation after training.
+# A shard's faces, keypoints and anonymize jobs (GPU jobs with DSFD, ViTPose, DeepPrivacy2)
+# wait for its own check (common.smk: shard_checked).
 rule check_images:
     input:
         "results/{dataset}/prepared/shards",

@@ -28,6 +28,7 @@ SITE_VARS = ("ANONBENCH_SLURM_ACCOUNT", "ANONBENCH_SLURM_PARTITION",
 GPU_RULES = {"train", "evaluate"}          # always a GPU, on the GPU partition
 ANNOTATE = {"faces", "keypoints", "anonymize_realistic"}  # a GPU only for GPU models (gpu=1)
 GROUP = "shardwork"                        # the profile's group of the per-shard CPU jobs
+CHECKS = "checks"                          # and of the per-shard image checks
 GROUPED = {"anonymize", "audit_shard", "check_images"}
 GROUP_COMPONENTS = 16                      # the profile's group-components
 ANONYMIZE_MEM_MB = 2000                    # the profile's anonymize: mem_mb = 2000 * attempt
@@ -166,7 +167,7 @@ def slurm_job_count(output):
     """(SLURM jobs with the profile's grouping, SLURM jobs without, group jobs) of a dry run."""
     counts = job_counts(output)
     rule_jobs = sum(n for r, n in counts.items() if r != "all")  # `all` runs locally
-    groups = len(re.findall(rf"Group job {GROUP} ", output))
+    groups = len(re.findall(rf"Group job ({GROUP}|{CHECKS}) ", output))
     grouped = sum(counts.get(r, 0) for r in GROUPED)
     return rule_jobs - grouped + groups, rule_jobs, groups
 
@@ -242,8 +243,9 @@ def minutes(limit):
 def rule_of(comment):
     """The rule (or "group:<group>") of a SLURM job, from the plugin's --comment:
     rule_<rule>_wildcards_<values> or, for a group job, rule_<group>_<its rules>."""
-    if comment.startswith(f"rule_{GROUP}_"):
-        return f"group:{GROUP}"
+    for group in (GROUP, CHECKS):
+        if comment.startswith(f"rule_{group}_"):
+            return f"group:{group}"
     m = re.match(r"rule_(\w+?)(?:_wildcards_.*)?$", comment)
     return m.group(1) if m else comment
 
@@ -258,19 +260,22 @@ def tally(jobs, state=None):
 
 def as_slurm_jobs(counts):
     """{rule: jobs} of a dry run -> {rule or group: SLURM jobs} under the profile's grouping
-    (all group members ready at once: a group job per GROUP_COMPONENTS anonymize jobs)."""
+    (all group members ready at once: a group job per GROUP_COMPONENTS anonymize jobs, and
+    one per GROUP_COMPONENTS image checks)."""
     out = {r: n for r, n in counts.items() if r not in GROUPED | {"all"}}
     if counts.get("anonymize"):
         out[f"group:{GROUP}"] = -(-counts["anonymize"] // GROUP_COMPONENTS)
+    if counts.get("check_images"):
+        out[f"group:{CHECKS}"] = -(-counts["check_images"] // GROUP_COMPONENTS)
     return out
 
 
 @pytest.fixture(scope="module")
 def slurm_run(slurm_cluster, tmp_path_factory):
     """The tiny study through SLURM in three runs: (1) the demo world; then one train image is
-    corrupted; (2) a run that must fail in the group job (the shard's decode check), while the
-    jobs that do not need the image (prepare, shards, faces, the val check) succeed; the image
-    is repaired; (3) the rest of the study."""
+    corrupted; (2) a run that must fail in the checks' group job (the shard's decode check),
+    while the jobs that do not need the image (prepare, shards, the val check) succeed and no
+    faces or anonymize job starts; the image is repaired; (3) the rest of the study."""
     work = tmp_path_factory.mktemp("slurm_study")
     cfg = write_config(work / "tiny.yaml", tiny(load_config()))
     # the test cluster's partitions (tests/slurm_cluster.py): main (CPU, default) and gpu
@@ -367,10 +372,13 @@ def test_gpu_rules_get_a_gpu_and_cpu_rules_do_not(slurm_run):
             assert "gpu" not in gres and j["Partition"] == "main", j
     # the group job asks for its parallel members together: one CPU and mem_mb each
     group = [j for j in slurm_run["runs"][2] if rule_of(j["Comment"]) == f"group:{GROUP}"]
-    # (each anonymize + audit chain and each check_images job is a component of its own)
-    n = slurm_run["before_rerun"]["anonymize"] + slurm_run["before_rerun"].get("check_images", 0)
+    # (each anonymize + audit chain is a component of its own)
+    n = slurm_run["before_rerun"]["anonymize"]
     assert [j["NumCPUs"] for j in group] == [str(n)], (group, slurm_run["before_rerun"])
     assert f"mem={n * ANONYMIZE_MEM_MB}M" in group[0]["TRES"], group
+    # the image checks left over, in a group job of their own
+    checks = [j for j in slurm_run["runs"][2] if rule_of(j["Comment"]) == f"group:{CHECKS}"]
+    assert [j["NumCPUs"] for j in checks] == [str(slurm_run["before_rerun"]["check_images"])]
 
 
 @pytest.mark.slow
@@ -378,23 +386,24 @@ def test_failed_job_shows_its_log_and_is_retried_with_more_memory(slurm_run):
     p = slurm_run["failed"]
     out = p.stdout + p.stderr
     assert p.returncode != 0
-    assert f"Error in group {GROUP}" in out
+    assert f"Error in group {CHECKS}" in out
     # the rule's own log, printed by Snakemake (show-failed-logs), and the SLURM log with
     # the step's exception
     assert re.search(r"Logfile results/logs/check_images/demo/00\d\.log:", out), out[-5000:]
     assert re.search(r"Logfile \S*\.snakemake/slurm_logs/group_\S+\.log:", out), out[-5000:]
     assert f"{slurm_run['bad'].name}: corrupt JPEG" in out
     # --retries 1 -> two SLURM jobs for the group, the second asking for more memory and time
-    group = [j for j in slurm_run["runs"][1] if rule_of(j["Comment"]) == f"group:{GROUP}"]
+    group = [j for j in slurm_run["runs"][1] if rule_of(j["Comment"]) == f"group:{CHECKS}"]
     assert [j["JobState"] for j in group] == ["FAILED"] * 2
     mem = [int(re.search(r"mem=(\d+)M", j["TRES"]).group(1)) for j in group]
     assert mem[0] < mem[1], mem
     limits = [minutes(j["TimeLimit"]) for j in group]
     assert limits[0] < limits[1], limits
-    # keep-going: the jobs that do not need the image finished
+    # keep-going: the jobs that do not need the checked shards finished
     ok = set(tally(slurm_run["runs"][1], "COMPLETED"))
-    # (every variant's manifest, the original's too, waits for the decode check of all shards)
-    assert ok == {"prepare", "shards", "faces", "check_val_images"}, ok
+    # (every variant's manifest, the original's too, waits for the decode check of all shards;
+    # a shard's faces and anonymize jobs wait for its own, whose group job failed)
+    assert ok == {"prepare", "shards", "check_val_images"}, ok
 
 
 @pytest.mark.slow

@@ -220,3 +220,26 @@ def test_the_val_check_reads_the_train_split(demo_config, tmp_path):
     assert block, p.stdout[-3000:]
     inputs = re.search(r"input: (.*)", block).group(1).split(", ")
     assert sorted(inputs) == ["results/demo/prepared/train.json", "results/demo/prepared/val.json"]
+
+
+def test_gpu_annotators_and_anonymizers_wait_for_their_shards_image_check(paper_config, tmp_path):
+    """DSFD faces, ViTPose keypoints and DeepPrivacy2 anonymization (GPU jobs on a cluster)
+    start on a shard only after its images were decoded in full: a corrupt image stops the
+    workflow before any GPU hour is spent on that shard."""
+    import re
+
+    fake_paper_roots(paper_config, tmp_path)
+    paper_config["datasets"]["cityscapes"]["keypoints"] = {"estimator": "vitpose"}
+    cfg = write_config(tmp_path / "paper.yaml", paper_config)
+    p = snakemake(tmp_path, "-n", "results/cityscapes/anonymized/body-realistic/003",
+                  "results/cityscapes/anonymized/face-blur/005", configfile=cfg)
+    seen = set()
+    for rule, block in re.findall(r"^rule (\w+):\n((?:    .*\n)+)", p.stdout, re.M):
+        if rule not in ("faces", "keypoints", "anonymize", "anonymize_realistic"):
+            continue
+        shard = re.search(r"output: results/cityscapes/\S*/(\d{3})(?:\.json)?\b", block).group(1)
+        inputs = re.search(r"input: (.*)", block).group(1).split(", ")
+        assert f"results/cityscapes/prepared/checked/{shard}.json" in inputs, (rule, block)
+        seen.add((rule, shard))
+    assert seen == {("faces", "005"), ("anonymize", "005"), ("keypoints", "003"),
+                    ("anonymize_realistic", "003")}, seen
