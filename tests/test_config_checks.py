@@ -391,3 +391,23 @@ def test_a_deepprivacy2_checkout_that_is_not_one_is_named_at_parse_time(demo_con
         check_config(demo_config, check_roots=False)
     (tmp_path / "deep_privacy2/configs").mkdir(parents=True)
     check_config(demo_config, check_roots=False)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"seeds:\n\t- 0\n", r"tabs.yaml:2:1: YAML syntax error: .*indents with spaces"),
+    (b"seeds: [0]\n\xff\xfe\n", r"tabs.yaml: not UTF-8 text \(byte 11: 0xff\); save the config "
+                                "as UTF-8"),
+    (b"seeds: [0]\nseeds: [1]\n", r"tabs.yaml:2:1: key 'seeds' appears twice"),
+])
+def test_the_check_command_names_the_file_and_line_of_a_config_it_cannot_read(
+        tmp_path, capsys, content, message):
+    """`anonbench check` read its files with a plain YAML load: a tab or a byte that is not
+    UTF-8 gave a traceback, and a key written twice went through as its last value."""
+    from anonbench import cli
+
+    bad = tmp_path / "tabs.yaml"
+    bad.write_bytes(content)
+    assert cli.main(["check", "--configfile", str(REPO / "config.yaml"), str(bad)]) == 1
+    out = capsys.readouterr()
+    assert re.search(rf"^config: +FAIL \S*{message}", out.out, re.M), out
+    assert "Traceback" not in out.out + out.err

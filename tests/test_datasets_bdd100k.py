@@ -279,3 +279,12 @@ def test_images_without_labels_are_left_out_and_counted(tmp_path):
     m = load_split("bdd100k", str(root), "train", "b")
     assert [i["file_name"] for i in m["images"]] == ["a.jpg"]
     assert m["info"]["summary"]["images_without_labels_left_out"] == 1
+
+
+def test_rle_size_that_is_not_a_list(tmp_path):
+    label = box_label("car", 0)
+    label["rle"]["size"] = 20
+    root = rle_dataset(tmp_path / "b", [{"name": "a.jpg", "labels": [label]}])
+    with pytest.raises(ManifestError, match=r"frame 'a.jpg': RLE size 20 is not the image's "
+                                            r"\[20, 30\]"):
+        load_split("bdd100k", str(root), "train", "b")

@@ -224,3 +224,22 @@ def test_an_instance_image_converted_to_8_bit_is_refused(tmp_path, how):
         cv2.imwrite(str(png), cv2.imread(str(png), cv2.IMREAD_GRAYSCALE))
     with pytest.raises(ManifestError, match=f"{png}: an 8-bit instance image cannot hold"):
         load_split("cityscapes", str(root), "train", "cs")
+
+
+@pytest.mark.parametrize("polygon, message", [
+    ([[10, 10]], r"has 1 points; a polygon needs at least 3"),
+    ([], r"has 0 points"),
+    ([["a", "b"], [1, 2], [3, 4]], r"point 0 is \['a', 'b'\], not \[x, y\]"),
+    ([10, 10, 50, 10, 50, 50], r"point 0 is 10, not \[x, y\]"),
+    ([[10, 10], [float("nan"), 10], [50, 50]], r"point 1 is \[nan, 10\]"),  # drawn at 0
+])
+def test_a_polygon_the_toolkit_cannot_draw_is_named(tmp_path, polygon, message):
+    root = small_case(tmp_path)
+    png = next((root / "gtFine").rglob("*_instanceIds.png"))
+    png.unlink()
+    poly = png.with_name(png.name.replace("_instanceIds.png", "_polygons.json"))
+    poly.write_text(json.dumps({"imgWidth": 30, "imgHeight": 20, "objects": [
+        {"label": "car", "polygon": [[0, 0], [5, 0], [5, 5]]},
+        {"label": "person", "polygon": polygon}]}))
+    with pytest.raises(ManifestError, match=rf"{poly}: object 1 \('person'\): polygon {message}"):
+        load_split("cityscapes", str(root), "train", "cs")

@@ -17,8 +17,6 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
-
 from . import weights as W
 
 
@@ -31,20 +29,17 @@ def load_config(files: Sequence[str] | None) -> dict[str, Any]:
     roots not looked at)."""
     from snakemake.utils import update_config, validate
 
-    from .config import SCHEMA, ConfigError, check_config, schema_error
+    from .config import SCHEMA, ConfigError, check_config, load_config_file, schema_error
 
     if not files:
         here = Path("config.yaml")
         files = [str(here if here.is_file() else SCHEMA.parents[1] / "config.yaml")]
     config: dict[str, Any] = {}
     for f in files:
-        try:
-            with open(f) as fh:
-                part = yaml.safe_load(fh) or {}
-        except OSError as e:
-            raise UsageError(f"cannot read config file {f}: {e.strerror}") from None
-        if not isinstance(part, dict):
-            raise UsageError(f"config file {f}: not a mapping")
+        try:  # as the Snakefile reads it: a syntax error or a key written twice names its line
+            part = load_config_file(f)
+        except ConfigError as e:
+            raise UsageError(str(e)) from None
         update_config(config, part)
     err = schema_error(config, SCHEMA)
     if err:

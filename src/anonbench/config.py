@@ -93,6 +93,9 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             text = f.read()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {e.object[e.start]:#04x}); "
+                          "save the config as UTF-8") from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except _DuplicateKey as e:

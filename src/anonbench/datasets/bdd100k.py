@@ -123,7 +123,7 @@ def _records_from_rles(frame: dict[str, Any], path: Path, h: int, w: int
     out = []
     for lab in frame.get("labels") or []:
         rle = lab["rle"]
-        if list(rle["size"]) != [h, w]:
+        if not isinstance(rle["size"], list) or rle["size"] != [h, w]:
             raise ManifestError(f"{path}: frame {frame['name']!r}: RLE size {rle['size']} is not "
                                 f"the image's [{h}, {w}]")
         counts = rle["counts"]

@@ -17,6 +17,7 @@ training class and is never anonymized. Cityscapes has no keypoints.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,19 @@ def read_instance_ids(path: str | os.PathLike[str]) -> np.ndarray:
     return arr.astype(np.int32)
 
 
+def _polygon_error(polygon: list[Any]) -> str | None:
+    """Why the toolkit cannot draw ``polygon`` (a list of [x, y] points), or None; NaN would be
+    drawn at 0, and fewer than 3 points or other shapes fail inside PIL with no file named."""
+    if len(polygon) < 3:
+        return f"has {len(polygon)} points; a polygon needs at least 3 [x, y] points"
+    for j, pt in enumerate(polygon):
+        if not (isinstance(pt, list) and len(pt) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                        and math.isfinite(v) for v in pt)):
+            return f"point {j} is {pt!r}, not [x, y] (finite numbers)"
+    return None
+
+
 def render_polygons(path: str | os.PathLike[str]) -> np.ndarray:
     """``*_gtFine_polygons.json`` rasterised by cityscapesscripts to an instance-id image."""
     from cityscapesscripts.helpers.annotation import Annotation
@@ -83,6 +97,8 @@ def render_polygons(path: str | os.PathLike[str]) -> np.ndarray:
     for i, obj in enumerate(data["objects"]):
         if not (isinstance(obj, dict) and "label" in obj and isinstance(obj.get("polygon"), list)):
             raise ManifestError(f"{path}: object {i} lacks 'label' or 'polygon'")
+        if (bad := _polygon_error(obj["polygon"])) is not None:
+            raise ManifestError(f"{path}: object {i} ({obj['label']!r}): polygon {bad}")
     ann = Annotation()
     try:
         ann.fromJsonFile(str(path))

@@ -29,6 +29,8 @@ from . import checks
 
 REQUIRED_IMAGE_KEYS = ("id", "file_name", "width", "height")
 REQUIRED_ANN_KEYS = ("id", "image_id", "category_id", "bbox", "segmentation")
+#: COCO-17's face points: the keypoint face boxes come from them
+FACE_KEYPOINT_NAMES = frozenset({"nose", "left_eye", "right_eye", "left_ear", "right_ear"})
 
 
 def annotation_files(root: str | os.PathLike[str], split: str,
@@ -75,7 +77,36 @@ def _read_json(path: Path) -> dict[str, Any]:
                 ident = f" (id {entry['id']!r})" if "id" in entry else ""
                 raise ManifestError(f"{path}: {kind}[{i}]{ident} lacks "
                                     f"{', '.join(missing)}")
+            for key in ("id", "image_id") if kind == "annotations" else ("id",):
+                if not _is_id(entry[key]):
+                    raise ManifestError(f"{path}: {kind}[{i}] has {key} {entry[key]!r}, not an "
+                                        "integer or a string")
+    _check_categories(data["categories"], path)
     return data
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _check_categories(categories: list[Any], path: Path) -> None:
+    """Every category an object with an integer (or string) ``id`` and a string ``name``, no id
+    twice (one id both person and car)."""
+    seen: dict[Any, str] = {}
+    for i, c in enumerate(categories):
+        if not isinstance(c, dict):
+            raise ManifestError(f"{path}: categories[{i}] is a {type(c).__name__}, not an "
+                                "object")
+        cid, name = c.get("id"), c.get("name")
+        if not _is_id(cid):
+            raise ManifestError(f"{path}: categories[{i}] has id {cid!r}, not an integer")
+        if not isinstance(name, str):
+            raise ManifestError(f"{path}: categories[{i}] (id {cid!r}) has name {name!r}, not "
+                                "a string")
+        if cid in seen:
+            raise ManifestError(f"{path}: category id {cid!r} appears twice ({seen[cid]!r} and "
+                                f"{name!r})")
+        seen[cid] = name
 
 
 def _unique_images(images: list[dict[str, Any]], source: Path) -> set[Any]:
@@ -100,8 +131,9 @@ def _unique_images(images: list[dict[str, Any]], source: Path) -> set[Any]:
 
 
 def _check_annotation(a: dict[str, Any], size: tuple[int, int], n_keypoints: int,
-                      source: Path) -> None:
-    """Shape checks pycocotools and the backends would otherwise fail on, naming nothing."""
+                      source: Path, keypoints_source: Path | None = None) -> None:
+    """Shape checks pycocotools and the backends would otherwise fail on, naming nothing; the
+    keypoints' own checks name ``keypoints_source`` (default ``source``)."""
     where = f"{source}: annotation {a['id']}"
     seg = a["segmentation"]
     if isinstance(seg, list):
@@ -116,27 +148,64 @@ def _check_annotation(a: dict[str, Any], size: tuple[int, int], n_keypoints: int
                                     "finite number")
     elif not (isinstance(seg, dict) and "counts" in seg and "size" in seg):
         raise ManifestError(f"{where}: segmentation is neither polygons nor RLE")
-    elif list(seg["size"]) != [size[1], size[0]]:
+    elif not isinstance(seg["size"], list) or seg["size"] != [size[1], size[0]]:
         raise ManifestError(f"{where}: RLE size {seg['size']} is not the image's "
                             f"[{size[1]}, {size[0]}] (height, width)")
     elif (bad := checks.rle_counts_error(seg["counts"], size[1], size[0])) is not None:
         raise ManifestError(f"{where}: {bad}")
-    kp = a.get("keypoints")
-    if kp is not None and not isinstance(kp, list):
-        raise ManifestError(f"{where}: keypoints {kp!r} are not a list")
-    if kp is not None and n_keypoints and len(kp) != 3 * n_keypoints:
-        raise ManifestError(f"{where}: {len(kp)} keypoint numbers, expected 3 x "
-                            f"{n_keypoints} = {3 * n_keypoints} (x, y, v per keypoint)")
-    if kp is not None and (j := _not_finite(kp)) is not None:
-        raise ManifestError(f"{where}: keypoints hold {kp[j]!r} at {j}, not a finite number")
     bbox = a.get("bbox")
     if not (isinstance(bbox, list) and len(bbox) == 4 and _not_finite(bbox) is None):
         raise ManifestError(f"{where}: bbox {bbox!r} is not [x, y, width, height] (finite "
                             "numbers)")
+    kp = a.get("keypoints")
+    if kp is not None:
+        _check_keypoints(kp, size, n_keypoints, f"{keypoints_source or source}: annotation "
+                                                f"{a['id']}")
     crowd = a.get("iscrowd", 0)
     if crowd is not None and (isinstance(crowd, str) or crowd not in (0, 1)):
         # a string "0" would count as crowd, and a crowd person is left as it is
         raise ManifestError(f"{where}: iscrowd {crowd!r} is not 0 or 1")
+
+
+def _check_keypoints(kp: Any, size: tuple[int, int], n_keypoints: int, where: str) -> None:
+    """x, y, v triples of finite numbers, v 0, 1 or 2, every labelled point inside the image
+    (1 px of slack)."""
+    if not isinstance(kp, list):
+        raise ManifestError(f"{where}: keypoints {kp!r} are not a list")
+    if n_keypoints and len(kp) != 3 * n_keypoints:
+        raise ManifestError(f"{where}: {len(kp)} keypoint numbers, expected 3 x "
+                            f"{n_keypoints} = {3 * n_keypoints} (x, y, v per keypoint)")
+    if len(kp) % 3:
+        raise ManifestError(f"{where}: {len(kp)} keypoint numbers, not x, y, v triples")
+    if (j := _not_finite(kp)) is not None:
+        raise ManifestError(f"{where}: keypoints hold {kp[j]!r} at {j}, not a finite number")
+    w, h = size
+    for i in range(len(kp) // 3):
+        x, y, v = kp[3 * i:3 * i + 3]
+        if v not in (0, 1, 2):
+            raise ManifestError(f"{where}: keypoint {i} has visibility {v!r}; COCO's are 0 "
+                                "(not labelled), 1 (labelled, not visible), 2 (visible)")
+        if not v:
+            continue
+        if not (-1 <= x <= w + 1 and -1 <= y <= h + 1):
+            raise ManifestError(f"{where}: keypoint {i} at ({x:g}, {y:g}) lies outside the "
+                                f"{w}x{h} image (keypoints are in pixels of the image)")
+
+
+def _face_point_off_box(a: dict[str, Any], face_keypoints: tuple[int, ...]) -> str | None:
+    """A labelled face point (nose, eyes, ears) farther from the person's box than the box's
+    own size, described; None when there is none. A few persons have one (a face hidden
+    behind another object, labelled where it would be, beside a small visible box); keypoints
+    in another frame (normalized to [0, 1], scaled for another image size) have one on most."""
+    kp, (bx, by, bw, bh) = a["keypoints"], a["bbox"]
+    margin = max(bw, bh)
+    for i in face_keypoints:
+        x, y, v = kp[3 * i:3 * i + 3]
+        if v > 0 and not (bx - margin <= x <= bx + bw + margin
+                          and by - margin <= y <= by + bh + margin):
+            return (f"annotation {a['id']}: keypoint {i} at ({x:g}, {y:g}), box [{bx:g}, "
+                    f"{by:g}, {bw:g}, {bh:g}]")
+    return None
 
 
 def _not_finite(values: list[Any]) -> int | None:
@@ -165,6 +234,22 @@ def _clip_bbox(a: dict[str, Any], size: tuple[int, int]) -> int:
         return 0
     a["bbox"] = [x0, y0, x1 - x0, y1 - y0]
     return 1
+
+
+def _check_keypoint_file(kps: dict[str, Any], inst: dict[str, Any], source: Path,
+                         instances: Path) -> None:
+    """The keypoints file adds points to the instances file's annotations by id: each of its
+    annotations must be one of those, on the same image and of the same category."""
+    by_id = {a["id"]: a for a in inst["annotations"]}
+    for k in kps["annotations"]:
+        a = by_id.get(k["id"])
+        if a is None:
+            raise ManifestError(f"{source}: annotation {k['id']!r} is not in {instances} (the "
+                                "keypoints file adds points to its annotations by id)")
+        for key in ("image_id", "category_id"):
+            if k[key] != a[key]:
+                raise ManifestError(f"{source}: annotation {k['id']!r} has {key} {k[key]!r}, "
+                                    f"but {instances} has {a[key]!r}")
 
 
 def _check_person_categories(categories: list[dict[str, Any]], requested: list[str] | None,
@@ -242,6 +327,10 @@ def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool =
     persons = person_category_ids(manifest)
     image_ids = _unique_images(manifest["images"], files["instances"])
     n_keypoints = {c["id"]: len(c.get("keypoints") or []) for c in categories}
+    face_keypoints = {c["id"]: tuple(i for i, n in enumerate(c.get("keypoints") or [])
+                                     if n in FACE_KEYPOINT_NAMES) for c in categories}
+    if kps is not None:
+        _check_keypoint_file(kps, inst, files["keypoints"], files["instances"])
     clipped = 0
     if check_images:
         for img in manifest["images"]:
@@ -255,7 +344,8 @@ def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool =
                                     f"{img['width']}x{img['height']} in the annotations but "
                                     f"{p} is {size[0]}x{size[1]}")
     skipped = {"crowd": 0, "no_keypoints": 0} if rule == "keypoints" else {"crowd": 0}
-    kept = 0
+    kept = with_face = 0
+    face_off: list[str] = []
     seen: set[Any] = set()
     for a in manifest["annotations"]:
         if a["id"] in seen:
@@ -263,12 +353,25 @@ def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool =
         seen.add(a["id"])
         if a["image_id"] not in image_ids:
             raise ManifestError(f"{files['instances']}: annotation {a['id']} points at "
-                                f"image {a['image_id']}, which is not in the file")
+                                f"image {a['image_id']!r}, which is not in the file")
+        if a["category_id"] not in n_keypoints:
+            # an id of another type ("1" against 1) or of no category: its persons would be
+            # neither counted nor anonymized
+            raise ManifestError(f"{files['instances']}: annotation {a['id']} has category_id "
+                                f"{a['category_id']!r}, which is no category of the file (its "
+                                f"ids: {', '.join(repr(c) for c in n_keypoints)})")
         k = keypoints_by_id.get(a["id"])
         if k is not None and "keypoints" in k:
-            a["keypoints"], a["num_keypoints"] = k["keypoints"], k.get("num_keypoints", 0)
-        _check_annotation(a, sizes[a["image_id"]], n_keypoints.get(a["category_id"], 0),
-                          files["keypoints"] if k is not None else files["instances"])
+            a["keypoints"] = k["keypoints"]
+        _check_annotation(a, sizes[a["image_id"]], n_keypoints[a["category_id"]],
+                          files["instances"], files["keypoints"] if k is not None else None)
+        if "keypoints" in a:  # counted from the points: the file's num_keypoints may be stale
+            a["num_keypoints"] = sum(1 for v in a["keypoints"][2::3] if v > 0)
+            faces = face_keypoints[a["category_id"]]
+            if any(a["keypoints"][3 * i + 2] > 0 for i in faces):
+                with_face += 1
+                if (off := _face_point_off_box(a, faces)) is not None:
+                    face_off.append(off)
         clipped += _clip_bbox(a, sizes[a["image_id"]])
         a["iscrowd"] = int(a.get("iscrowd") or 0)
         if a["category_id"] in persons:
@@ -283,6 +386,13 @@ def load_split(root: str | os.PathLike[str], split: str, *, check_images: bool =
                 kept += 1
         else:
             a["anonymize"] = False
+    if face_off and 2 * len(face_off) > with_face:
+        # face boxes from these points would blur background and count the faces as done
+        raise ManifestError(f"{files['keypoints'] if kps is not None else files['instances']}: "
+                            f"the face keypoints of {len(face_off)} of the {with_face} "
+                            "annotations with any lie far outside their boxes (first: "
+                            f"{face_off[0]}); keypoints in another frame (normalized to [0, 1], "
+                            "scaled for another image size)?")
     manifest["info"]["summary"] = {"images": len(manifest["images"]), "persons_kept": kept,
                                    "persons_skipped": skipped, "bboxes_clipped": clipped}
     return manifest
