@@ -99,7 +99,8 @@ def _check_categories(categories: list[Any], path: Path) -> None:
                                 "object")
         cid, name = c.get("id"), c.get("name")
         if not _is_id(cid):
-            raise ManifestError(f"{path}: categories[{i}] has id {cid!r}, not an integer")
+            raise ManifestError(f"{path}: categories[{i}] has id {cid!r}, not an integer or a "
+                                "string")
         if not isinstance(name, str):
             raise ManifestError(f"{path}: categories[{i}] (id {cid!r}) has name {name!r}, not "
                                 "a string")
