@@ -654,3 +654,16 @@ def test_an_instance_field_error_names_the_instances_file(coco):
     a["bbox"][2] = float("nan")
     with pytest.raises(ManifestError, match=rf"^{path}: annotation {a['id']}: bbox"):
         _load(root, path, data)
+
+
+def test_a_jpeg_that_neither_decoder_reads_is_named(tmp_path):
+    """A marker libjpeg-turbo does not support (DHP, 0xFFDE) sent the check to Pillow, whose
+    OSError named no file."""
+    p = tmp_path / "dhp.jpg"
+    Image.fromarray(photo()).save(p, quality=90)
+    data = p.read_bytes()
+    payload = b"John Smith"
+    p.write_bytes(data[:-2] + b"\xff\xde" + (len(payload) + 2).to_bytes(2, "big") + payload
+                  + data[-2:])
+    with pytest.raises(ImageReadError, match=rf"^{p}: corrupt JPEG \(.*Pillow: "):
+        verify_image(p)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -101,8 +102,6 @@ def verify_image(path: str | os.PathLike[str]) -> tuple[int, int]:
         raise ImageReadError(f"{path}: cannot read image ({e.strerror})") from None
     if not data:
         raise ImageReadError(f"{path}: image file is empty (0 bytes)")
-    import io
-
     try:
         with Image.open(io.BytesIO(data)) as im:
             fmt, size = im.format, im.size
@@ -129,8 +128,11 @@ def _verify_jpeg(path: str | os.PathLike[str], data: bytes) -> None:
     except ValueError as e:
         if "nsupported" not in str(e):  # a colour space libjpeg-turbo cannot convert: Pillow
             raise ImageReadError(f"{path}: corrupt JPEG ({e})") from None
-        with Image.open(path) as im:
-            im.load()
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+        except (OSError, SyntaxError, ValueError) as e2:
+            raise ImageReadError(f"{path}: corrupt JPEG ({e}; Pillow: {e2})") from None
 
 
 def output_path(out_dir: str | os.PathLike[str], file_name: str) -> Path:
