@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from anonbench import audit, cli, steps
 from anonbench.datasets import demo, load_split
@@ -263,3 +263,57 @@ def test_the_export_readme_carries_no_local_folders():
     assert "jane" not in text and "~" not in text
     assert ('"checkpoints": {"body": "body.ckpt"}, "dp2_root": "dp2", "generator": "dp2"'
             in text)
+
+
+@pytest.mark.parametrize("layout", ["coco", "cityscapes", "bdd100k", "bdd100k-rles"])
+def test_no_exported_file_keeps_what_names_or_locates_the_originals(tmp_path, layout):
+    """The annotation files and label images were exported byte for byte: COCO's flickr_url,
+    coco_url and date_captured point at every original photo online, and a user's own keys or
+    a label PNG's text chunk can name people."""
+    fmt = layout.split("-")[0]
+    if fmt == "cityscapes":
+        pytest.importorskip("cityscapesscripts")
+    secret = "John Smith <js@example.org>"
+    root = tmp_path / "src"
+    demo.generate_world_in_layout(root, fmt, seed=6, n_train=4, n_val=2)
+    if layout == "bdd100k-rles":  # the loader reads the bitmasks where both are there
+        shutil.rmtree(root / "labels" / "ins_seg" / "bitmasks")
+    planted = 0
+    for path in sorted(root.rglob("*.json")):
+        data = json.loads(path.read_text())
+        if fmt == "coco":
+            data["info"] = {"description": "mine", "contributor": secret}
+            for img in data["images"]:
+                img.update(flickr_url=f"http://farm.example/{secret}", date_captured="2013-11-14")
+            data["annotations"][0]["attributes"] = {"name": secret}
+        elif fmt == "cityscapes":
+            for obj in data["objects"]:
+                obj.update(user=secret, date="14-Nov-2013 10:12:13")
+        else:
+            frames = data if isinstance(data, list) else data["frames"]
+            for fr in frames:
+                fr.update(url=f"http://bdd.example/{secret}", timestamp=10000)
+        path.write_text(json.dumps(data))
+        planted += 1
+    for path in sorted(root.rglob("*.png")):
+        if "leftImg8bit" in path.parts or "images" in path.parts:
+            continue
+        with Image.open(path) as im:
+            info = PngImagePlugin.PngInfo()
+            info.add_text("Author", secret)
+            im.save(path, pnginfo=info)
+        planted += 1
+    assert planted
+    res = run_chain(tmp_path, fmt, root)
+    export = res / "export/v"
+    for f in export.rglob("*"):
+        if f.is_file():
+            assert b"John Smith" not in f.read_bytes(), f
+            assert not f.suffix == ".png" or has_metadata(f) == [], f
+    readme = (export / "README.txt").read_text()
+    assert {"coco": "images.flickr_url (", "cityscapes": "objects.user (",
+            "bdd100k": "name people): none.", "bdd100k-rles": "frames.url ("}[layout] in readme
+    for split in ("train", "val"):  # and the loaders read it back as before
+        src = load_manifest(res / f"prepared/{split}.json")
+        back = load_split(fmt, str(export), split, "d")
+        assert len(back["annotations"]) == len(src["annotations"])

@@ -9,9 +9,14 @@ holds no image that the workflow did not check. Files lie at the same paths rela
 as in the source (a COCO dataset given with explicit paths keeps them); a file outside the root
 goes under ``annotations/`` or ``images/{split}/``.
 
-Annotations are unchanged: no variant changes what an annotation describes (the instance masks,
-boxes and keypoints stay where the persons were). Every image is written without metadata
-(:mod:`anonbench.metadata`), pixels as in its source: the anonymized shard for train, the
+Annotations describe what they did: no variant changes what an annotation describes (the
+instance masks, boxes and keypoints stay where the persons were). Their JSON files are written
+with only the keys the format's loaders read (:data:`JSON_KEEP`): COCO's ``flickr_url``,
+``coco_url`` and ``date_captured``, an ``info.contributor``, a Cityscapes polygon's ``user``
+and ``date``, a BDD100K frame's ``url`` and any key of the user's own would otherwise locate the
+original photos or name people; README.txt counts what was dropped. Label images (Cityscapes'
+``gtFine`` PNGs, BDD100K's bitmasks) and every image are written without metadata
+(:mod:`anonbench.metadata`), pixels as in their source: the anonymized shard for train, the
 original for val (never anonymized: the study evaluates on the originals). A ``README.txt``
 records the variant, its parameters, the anonbench version, the date and the privacy audit's
 person coverage.
@@ -33,6 +38,61 @@ from .manifest import Manifest, fresh_output_dir, image_path
 
 #: (source file, path in the export, "image" | "file")
 Item = tuple[str, str, str]
+
+#: The keys an exported annotation JSON keeps, per format and level ("" the top level, then the
+#: list or object under that key; "objects" of a Cityscapes file, "frames"/"labels" of BDD100K).
+JSON_KEEP: dict[str, dict[str, frozenset[str]]] = {
+    "coco": {"": frozenset({"images", "annotations", "categories", "info", "licenses"}),
+             "info": frozenset({"description", "version", "year"}),
+             "licenses": frozenset({"id", "name", "url"}),
+             "images": frozenset({"id", "file_name", "width", "height", "license"}),
+             "annotations": frozenset({"id", "image_id", "category_id", "bbox", "segmentation",
+                                       "area", "iscrowd", "keypoints", "num_keypoints"}),
+             "categories": frozenset({"id", "name", "supercategory", "keypoints", "skeleton"})},
+    "cityscapes": {"": frozenset({"imgWidth", "imgHeight", "objects"}),
+                   "objects": frozenset({"label", "polygon", "deleted", "verified", "id"})},
+    "bdd100k": {"": frozenset({"frames", "config"}),
+                "frames": frozenset({"name", "videoName", "frameIndex", "attributes", "labels"}),
+                "labels": frozenset({"id", "index", "category", "attributes", "rle", "box2d",
+                                     "poly2d", "manualShape", "manualAttributes"})},
+}
+
+
+def _keep(value: Any, keep: frozenset[str], where: str, dropped: dict[str, int]) -> Any:
+    if not isinstance(value, dict):
+        return value
+    for k in value.keys() - keep:
+        dropped[f"{where}.{k}" if where else k] = dropped.get(f"{where}.{k}" if where else k, 0) + 1
+    return {k: v for k, v in value.items() if k in keep}
+
+
+def sanitized_json(data: Any, fmt: str, dropped: dict[str, int]) -> Any:
+    """An annotation file's JSON with only the keys of :data:`JSON_KEEP`; counts the dropped
+    keys (``images.flickr_url``: 118287) into ``dropped``."""
+    rules = JSON_KEEP[fmt]
+    if fmt == "bdd100k" and isinstance(data, list):  # a list of frames
+        data = {"frames": data}
+        listed = True
+    else:
+        listed = False
+    data = _keep(data, rules[""], "", dropped)
+    if not isinstance(data, dict):
+        return data
+    for key, keys in rules.items():
+        if not key or key == "labels" or key not in data:
+            continue
+        if isinstance(data[key], list):
+            data[key] = [_keep(v, keys, key, dropped) for v in data[key]]
+        else:
+            data[key] = _keep(data[key], keys, key, dropped)
+    if fmt == "bdd100k":
+        for frame in data.get("frames") or []:
+            if isinstance(frame, dict) and isinstance(frame.get("labels"), list):
+                frame["labels"] = [_keep(v, rules["labels"], "labels", dropped)
+                                   for v in frame["labels"]]
+        if listed:
+            return data["frames"]
+    return data
 
 
 def _relative(path: str | os.PathLike[str], root: str | os.PathLike[str], fallback: str) -> str:
@@ -97,7 +157,8 @@ def _without_local_paths(value: Any) -> Any:
 
 
 def readme(dataset: str, variant_name: str, variant: dict[str, Any], fmt: str,
-           audit: dict[str, Any] | None, n_train: int, n_val: int) -> str:
+           audit: dict[str, Any] | None, n_train: int, n_val: int,
+           dropped: dict[str, int] | None = None) -> str:
     cov = (audit or {}).get("coverage")
     lines = [f"Anonymized copy of dataset '{dataset}' ({fmt} layout), made by anonbench "
              f"{__version__} on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.",
@@ -106,10 +167,15 @@ def readme(dataset: str, variant_name: str, variant: dict[str, Any], fmt: str,
              f"train: {n_train} images, anonymized with the variant above.",
              f"val: {n_val} images, NOT anonymized (copied from the source: the study evaluates "
              "on the original validation images).",
-             "Annotation files are the source's, unchanged: the variant changes no pixel that an "
-             "annotation describes differently (masks, boxes and keypoints stay valid).",
-             "Every image is written without metadata (EXIF, GPS, XMP, IPTC, comments, text "
-             "chunks, thumbnails); images the variant did not change keep their pixels exactly.",
+             "Annotations are the source's: the variant changes no pixel that an annotation "
+             "describes differently (masks, boxes and keypoints stay valid). Their JSON files "
+             "keep only the keys the loaders read; dropped (they can locate the original "
+             "photos or name people): " + (", ".join(f"{k} ({v})" for k, v in
+                                                      sorted((dropped or {}).items()))
+                                           or "none") + ".",
+             "Every image and label image is written without metadata (EXIF, GPS, XMP, IPTC, "
+             "comments, text chunks, thumbnails); images the variant did not change keep their "
+             "pixels exactly.",
              ""]
     if cov:
         lines.append(f"Persons of the training split: {cov['present']} present, "
@@ -135,18 +201,25 @@ def export_dataset(root: str, train: Manifest, val: Manifest, anonymized: Manife
         from tqdm import tqdm
 
         bar = tqdm(items, desc=f"export {variant_name}", mininterval=2.0)
+    fmt = train["info"].get("format", "coco")
+    dropped: dict[str, int] = {}
     try:
         for src, dst, kind in bar:
             target = output_path(tmp, dst)
             target.parent.mkdir(parents=True, exist_ok=True)
-            if kind == "image":
+            suffix = Path(src).suffix.lower()
+            if kind == "image" or suffix in (".png", ".jpg", ".jpeg"):
                 copy_without_metadata(src, target)
+            elif suffix == ".json":
+                with open(src) as f:
+                    data = sanitized_json(json.load(f), fmt, dropped)
+                with open(target, "w") as f:
+                    json.dump(data, f)
             else:
                 shutil.copyfile(src, target)
-        fmt = train["info"].get("format", "coco")
         (tmp / "README.txt").write_text(readme(train["info"].get("dataset", "?"), variant_name,
                                                variant, fmt, audit, len(train["images"]),
-                                               len(val["images"])))
+                                               len(val["images"]), dropped))
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
