@@ -312,3 +312,32 @@ def test_unsupported_or_malformed_names_the_file(tmp_path, case):
     assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]  # no copy, no temp file
     with pytest.raises(MetadataError, match="^<bytes>: "):
         has_metadata(data)
+
+
+def _png_chunk(ctype: bytes, body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + ctype + body + zlib.crc32(ctype + body).to_bytes(4, "big")
+
+
+@pytest.mark.parametrize("where", ["pHYs", "gAMA", "cHRM", "sRGB", "sBIT", "bKGD", "IEND",
+                                   "PLTE"])
+def test_kept_png_chunks_carry_no_more_than_their_specification(where):
+    """Bytes appended to a chunk that is kept (pHYs, gAMA, ...; IEND), or a truecolour image's
+    suggested palette, are read by no decoder and were copied as they were."""
+    data = encode(Image.fromarray(RGB), "PNG")
+    secret = b"Jane Doe, 12 Privet Drive"
+    bodies = {b"pHYs": bytes(9), b"gAMA": (45455).to_bytes(4, "big"), b"cHRM": bytes(32),
+              b"sRGB": b"\x00", b"sBIT": b"\x08\x08\x08", b"bKGD": bytes(6),
+              b"PLTE": secret + bytes(-len(secret) % 3)}
+    chunks = png_chunks(data)
+    ctype = where.encode()
+    if ctype == b"IEND":
+        chunks[-1] = _png_chunk(b"IEND", secret)
+    else:
+        body = bodies[ctype] + (b"" if ctype == b"PLTE" else secret)
+        chunks.insert(1, _png_chunk(ctype, body))
+    bad = data[:8] + b"".join(chunks)
+    assert np.array_equal(pixels(bad), pixels(data))  # every decoder reads it as before
+    assert has_metadata(bad)
+    out = strip_metadata(bad)
+    assert secret not in out and has_metadata(out) == []
+    assert np.array_equal(pixels(out), pixels(data))

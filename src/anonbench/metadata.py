@@ -55,6 +55,10 @@ ICC_COLOUR_TAGS = frozenset(
 PNG_KEPT_CHUNKS = frozenset(
     {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"sBIT", b"bKGD",
      b"pHYs"})
+#: The kept chunks' lengths by the PNG specification (tRNS and bKGD by colour type, below): a
+#: longer chunk carries bytes no decoder reads, which could hold anything.
+_PNG_CHUNK_LENGTHS = {b"IEND": {0}, b"gAMA": {4}, b"cHRM": {32}, b"sRGB": {1},
+                      b"pHYs": {9}, b"sBIT": {1, 2, 3, 4}}
 _ICCP_NAMES = (b"ICC Profile", b"ICC profile", b"icc", b"Photoshop ICC profile")
 #: JPEG markers kept as they are: SOFn, DHT, DAC, DQT, SOS, DNL, DRI, DHP, EXP, RSTn, TEM.
 _JPEG_KEPT = frozenset({*range(0xC0, 0xC8), *range(0xC9, 0xD0), *range(0xD0, 0xD8), 0x01,
@@ -358,15 +362,34 @@ def _itxt_text(body: bytes) -> tuple[bytes, bytes]:
         return keyword, b""
 
 
+def _png_chunk_excess(ctype: bytes, body: bytes, colour_type: int | None) -> str | None:
+    """Why a kept chunk carries more than its specification allows (a label), or None. A
+    truecolour image's PLTE is only a suggested palette: 768 bytes of anything."""
+    n = len(body)
+    allowed = _PNG_CHUNK_LENGTHS.get(ctype)
+    if ctype == b"bKGD":
+        allowed = {1} if colour_type == 3 else {2} if colour_type in (0, 4) else {6}
+    elif ctype == b"PLTE" and colour_type in (0, 2, 4, 6):
+        return "PNG PLTE (a suggested palette)"
+    if allowed is not None and n not in allowed:
+        return f"PNG {ctype.decode()} of {n} bytes"
+    return None
+
+
 def _png(data: bytes, name: str) -> tuple[bytes, _Labels]:
     chunks, trailing = _png_chunks(data, name)
     if not any(c == b"IDAT" for c, _, _ in chunks):
         raise MetadataError(f"{name}: malformed PNG (no IDAT chunk)")
     kept, labels = [], ["data after IEND"] if trailing else []
     exif_value, xmp = None, b""
+    colour_type = chunks[0][2][9] if len(chunks[0][2]) == 13 else None
     for ctype, raw, body in chunks:
         if ctype in PNG_KEPT_CHUNKS:
-            kept.append(raw)
+            if (bad := _png_chunk_excess(ctype, body, colour_type)) is not None:
+                labels.append(bad)  # dropped (an ancillary chunk) or rewritten (IEND)
+                kept += [_png_chunk(b"IEND", b"")] if ctype == b"IEND" else []
+            else:
+                kept.append(raw)
             continue
         found: _Labels = [f"PNG {ctype.decode()}"]
         if ctype == b"iCCP":
