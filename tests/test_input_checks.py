@@ -667,3 +667,38 @@ def test_a_jpeg_that_neither_decoder_reads_is_named(tmp_path):
                   + data[-2:])
     with pytest.raises(ImageReadError, match=rf"^{p}: corrupt JPEG \(.*Pillow: "):
         verify_image(p)
+
+
+def test_a_labelled_face_on_an_empty_mask_is_anonymized_by_the_face_variants(coco, tmp_path):
+    """A person with labelled face keypoints but no mask pixels (keypoints-only data) was
+    skipped as 'no visible pixels' in every variant: its face stayed as it was."""
+    root, path, data = coco
+    kp_path, kps = _kp_file(root)
+    victim = _persons_with_face(kps)[0]
+    for d in (data, kps):
+        for a in d["annotations"]:
+            if a["id"] == victim["id"]:
+                a["segmentation"] = []
+    kp_path.write_text(json.dumps(kps))
+    path.write_text(json.dumps(data))
+    res = tmp_path / "res"
+    steps.prepare("coco", str(root), "train", "d", str(res / "train.json"))
+    steps.make_shards(str(res / "train.json"), 1, str(res / "shards"))
+    shard = str(res / "shards" / "000.json")
+    steps.faces(shard, {"detector": "keypoints"}, str(res / "faces.json"))
+    faces = json.loads((res / "faces.json").read_text())["faces"]
+    box = next(f["box"] for f in faces if f["annotation_id"] == victim["id"])
+    img = next(i for i in load_manifest(shard)["images"] if i["id"] == victim["image_id"])
+    out = {}
+    for name, variant in (("face", {"region": "face", "method": "maskout", "value": 127}),
+                          ("body", {"region": "body", "method": "maskout", "value": 127})):
+        stats = anonymize.anonymize_shard(shard, str(res / "faces.json"), variant,
+                                          str(res / name), progress=False)
+        out[name] = stats["coverage"]["ids"]
+    x0, y0, x1, y1 = (int(v) for v in box)
+    from anonbench.images import read_image
+
+    got = read_image(res / "face" / img["file_name"])
+    assert (got[y0 + 1:y1, x0 + 1:x1] == 127).all()
+    assert victim["id"] in out["face"]["anonymized"], out["face"]
+    assert out["body"]["no_pixels"] == [victim["id"]], out["body"]  # named, per variant

@@ -51,11 +51,17 @@ def person_like_ids(manifest: Manifest) -> dict[int, str]:
     return {c["id"]: c["name"] for c in manifest["categories"] if c["name"] in names}
 
 
+def _face_labelled(a: dict[str, Any]) -> bool:
+    """A labelled nose or eye (COCO-17's first points): a face that keypoint face boxes find."""
+    kp = a.get("keypoints") or []
+    return any(kp[3 * i + 2] > 0 for i in range(3) if 3 * i + 2 < len(kp))
+
+
 def account_prepared(manifest: Manifest, rule: str) -> dict[str, Any]:
     """Give every person-like annotation of a prepared split its bucket, in place.
 
     Loaders set ``anonymize`` (and may set ``skip_reason``); here a person with an empty mask
-    becomes ``no_pixels``, a rider ``rider``, any other unflagged person ``crowd`` or the
+    and no labelled face becomes ``no_pixels``, a rider ``rider``, any other unflagged person ``crowd`` or the
     loader's reason. Images may list ``dropped_persons`` (``{"instance_id", "reason"}``) that
     the loader did not keep as annotations. Returns the split's ``persons`` summary.
     """
@@ -86,9 +92,10 @@ def account_prepared(manifest: Manifest, rule: str) -> dict[str, Any]:
                     empty = int(mask_utils.area(rle)) == 0
                 else:
                     empty = not annotation_mask(a, h, w).any()
-            if empty:
+            if empty and not _face_labelled(a):
                 a["anonymize"], a["skip_reason"] = False, "no_pixels"
-            else:
+            else:  # an empty mask with a labelled face: its face box needs no mask (a body
+                # variant reports it as no_pixels, image_coverage)
                 a.pop("skip_reason", None)
                 eligible += 1
                 continue
