@@ -341,3 +341,34 @@ def test_kept_png_chunks_carry_no_more_than_their_specification(where):
     out = strip_metadata(bad)
     assert secret not in out and has_metadata(out) == []
     assert np.array_equal(pixels(out), pixels(data))
+
+
+def _with_header(icc: bytes, at: int, value: bytes) -> bytes:
+    return icc[:at] + value + icc[at + len(value):]
+
+
+@pytest.mark.parametrize("how", ["tag size over text", "text-typed colour tag", "header"])
+def test_a_standard_profile_carries_no_free_bytes(how):
+    """A kept colour tag whose declared size reaches over appended text, a colour tag of a text
+    type, and the header's date, maker, model and creator were copied as they were."""
+    secret = b"Jane Doe 12 Privet"
+    tags = icc_tags(SRGB)
+    if how == "tag size over text":
+        icc = with_tag(SRGB, b"rTRC", tags[b"rTRC"] + secret)
+    elif how == "text-typed colour tag":
+        icc = bytearray(SRGB)  # the luminance tag (kept: lumi) as free text
+        icc = with_tag(bytes(icc), b"wtpt", b"text" + bytes(4) + secret)
+    else:
+        icc = _with_header(_with_header(SRGB, 48, b"JANE"), 52, b"DOE!")
+        icc = _with_header(_with_header(icc, 80, b"JD42"), 24, bytes((7, 207, 0, 12)))
+    data = encode(Image.fromarray(RGB), "JPEG", icc_profile=icc)  # APP2: the profile as is
+    out = strip_metadata(data)
+    for planted in (secret, b"JANE", b"DOE!", b"JD42", bytes((7, 207, 0, 12))):
+        assert planted not in out
+    assert has_metadata(out) == [] and np.array_equal(pixels(out), pixels(data))
+    with Image.open(io.BytesIO(out)) as im:
+        kept = im.info.get("icc_profile")
+    if how == "text-typed colour tag":  # a white point that is not XYZ: the profile goes
+        assert kept is None
+    else:
+        assert np.array_equal(to_lab(kept), to_lab(SRGB))

@@ -125,7 +125,9 @@ def _icc_colour_only(icc: bytes, name: str) -> bytes | None:
                 continue
             if off + size > len(icc):
                 return None
-            data = icc[off:off + size]
+            data = _icc_tag_exact(icc[off:off + size])
+            if data is None:  # a colour tag of another type, or shorter than its type says
+                return None
         if data not in placed:  # tags sharing their data (rTRC = gTRC = bTRC) still do
             blobs += bytes(-len(blobs) % 4)
             placed[data] = start + len(blobs)
@@ -133,9 +135,47 @@ def _icc_colour_only(icc: bytes, name: str) -> bytes | None:
         table.append(struct.pack(">4sII", sig, placed[data], len(data)))
     header = bytearray(icc[:128])
     header[84:128] = bytes(44)  # profile ID (MD5; 0 = not computed) and reserved bytes
+    # the date, platform, flags, device maker and model, attributes and creator: free bytes
+    # that no colour transform reads
+    for a, b in ((24, 36), (40, 64), (80, 84)):
+        header[a:b] = bytes(b - a)
     out = header + struct.pack(">I", len(table)) + b"".join(table) + blobs
     out[0:4] = len(out).to_bytes(4, "big")
     return bytes(out)
+
+
+_PARA_PARAMETERS = {0: 1, 1: 3, 2: 4, 3: 5, 4: 7}
+
+
+def _icc_tag_exact(data: bytes) -> bytes | None:
+    """A colour tag cut to the length its type gives (the tag table's size may reach over any
+    bytes after it), or None for a type a colour tag does not have or data too short. The
+    multi-process element types (mAB, mBA, mpet) are kept as they are."""
+    t, m = data[:4], len(data)
+    if t == b"XYZ ":
+        n = 20
+    elif t == b"curv" and m >= 12:
+        n = 12 + 2 * int.from_bytes(data[8:12], "big")
+    elif t == b"para" and m >= 12 and int.from_bytes(data[8:10], "big") in _PARA_PARAMETERS:
+        n = 12 + 4 * _PARA_PARAMETERS[int.from_bytes(data[8:10], "big")]
+    elif t == b"sf32":
+        n = 44  # chad, arts: a 3 x 3 matrix
+    elif t == b"chrm" and m >= 12:
+        n = 12 + 8 * int.from_bytes(data[8:10], "big")
+    elif t == b"cicp":
+        n = 12
+    elif t == b"mft1" and m >= 48:
+        i, o, g = data[8], data[9], data[10]
+        n = 48 + 256 * i + g ** i * o + 256 * o
+    elif t == b"mft2" and m >= 52:
+        i, o, g = data[8], data[9], data[10]
+        n = 52 + 2 * (int.from_bytes(data[48:50], "big") * i + g ** i * o
+                      + int.from_bytes(data[50:52], "big") * o)
+    elif t in (b"mAB ", b"mBA ", b"mpet"):
+        n = m
+    else:
+        return None
+    return data[:n] if n <= m else None
 
 
 def _norm(text: str) -> str:
