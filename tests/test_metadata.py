@@ -372,3 +372,20 @@ def test_a_standard_profile_carries_no_free_bytes(how):
         assert kept is None
     else:
         assert np.array_equal(to_lab(kept), to_lab(SRGB))
+
+
+def test_kept_jpeg_segments_carry_no_free_bytes():
+    """A DNL segment longer than its 2-byte number (libjpeg skips it), and the Adobe APP14 flag
+    words (no decoder reads them), were copied as they were."""
+    secret = b"Jane Doe 12 Privet"
+    data = encode(Image.fromarray(RGB), "JPEG")
+    bad = data[:-2] + segment(0xDC, bytes((0, 24)) + secret) + data[-2:]
+    assert np.array_equal(pixels(bad), pixels(data))
+    out = strip_metadata(bad)
+    assert secret not in out and np.array_equal(pixels(out), pixels(data))
+    cmyk = encode(Image.fromarray(RGB).convert("CMYK"), "JPEG")
+    flags = cmyk.index(b"Adobe") + 7  # after "Adobe" and the version
+    marked = cmyk[:flags] + b"JD" + b"42" + cmyk[flags + 4:]
+    out = strip_metadata(marked)
+    assert b"JD42" not in out and np.array_equal(pixels(out), pixels(cmyk))
+    assert strip_metadata(out) == out

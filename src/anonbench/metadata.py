@@ -301,6 +301,9 @@ def _icc_segments(icc: bytes) -> bytes:
 def _jpeg_segment(marker: int, seg: bytes) -> tuple[bytes | None, _Labels]:
     """(bytes to write or None, metadata labels) for one JPEG segment."""
     payload = seg[4:]
+    if marker in (0xDC, 0xDD) and len(payload) != 2:  # DNL, DRI: one 2-byte number
+        return (seg[:2] + b"\x00\x04" + payload[:2] if len(payload) > 2 else None,
+                [f"JPEG marker 0x{marker:02X} of {len(payload)} bytes"])
     if marker in _JPEG_KEPT:
         return seg, []
     if marker == 0xE0 and payload.startswith(b"JFIF\x00") and len(payload) >= 14:
@@ -317,8 +320,10 @@ def _jpeg_segment(marker: int, seg: bytes) -> tuple[bytes | None, _Labels]:
     if marker == 0xED:
         return None, ["IPTC" if payload.startswith(b"Photoshop 3.0\x00") else "APP13"]
     if marker == 0xEE and payload.startswith(b"Adobe") and len(payload) >= 12:
-        # colour transform flag: decides YCC/YCCK vs RGB/CMYK decoding; 12 fixed bytes
-        return b"\xff\xee\x00\x0e" + payload[:12], ["APP14"] * (len(payload) > 12)
+        # colour transform flag: decides YCC/YCCK vs RGB/CMYK decoding; 12 fixed bytes, of
+        # which the two flag words are read by no decoder (zeroed)
+        return (b"\xff\xee\x00\x0e" + payload[:7] + bytes(4) + payload[11:12],
+                ["APP14"] * (len(payload) > 12))
     if marker == 0xFE:
         return None, ["COM"]
     if 0xE0 <= marker <= 0xEF:
