@@ -543,8 +543,9 @@ def _persons_with_face(kps):
 
 @pytest.mark.parametrize("edit, message", [
     # "1" against the annotations' 1: no annotation was a person, nothing was anonymized
-    (lambda d: d["categories"][0].update(id="1"), r"annotation \d+ has category_id 1, which is "
-                                                  r"no category of the file \(its ids: '1', 2, 3\)"),
+    (lambda d: d["categories"][0].update(id="1"),
+     r"annotation \d+ has category_id 1, which is no category of the file \(its ids: '1', 2, "
+     r"3\)"),
     (lambda d: d["annotations"][0].update(category_id=99), r"annotation \d+ has category_id 99, "
                                                            "which is no category of the file"),
     (lambda d: d["categories"].append({"id": 1, "name": "car2"}),

@@ -9,8 +9,8 @@ holds no image that the workflow did not check. Files lie at the same paths rela
 as in the source (a COCO dataset given with explicit paths keeps them); a file outside the root
 goes under ``annotations/`` or ``images/{split}/``.
 
-Annotations describe what they did: no variant changes what an annotation describes (the
-instance masks, boxes and keypoints stay where the persons were). Their JSON files are written
+Annotations keep their meaning: no variant changes what an annotation describes (the instance
+masks, boxes and keypoints stay where the persons were). Their JSON files are written
 with only the keys the format's loaders read (:data:`JSON_KEEP`): COCO's ``flickr_url``,
 ``coco_url`` and ``date_captured``, an ``info.contributor``, a Cityscapes polygon's ``user``
 and ``date``, a BDD100K frame's ``url`` and any key of the user's own would otherwise locate the
@@ -59,10 +59,12 @@ JSON_KEEP: dict[str, dict[str, frozenset[str]]] = {
 
 
 def _keep(value: Any, keep: frozenset[str], where: str, dropped: dict[str, int]) -> Any:
+    """``value`` (an object) with only the keys ``keep``; the others counted as ``where.key``."""
     if not isinstance(value, dict):
         return value
     for k in value.keys() - keep:
-        dropped[f"{where}.{k}" if where else k] = dropped.get(f"{where}.{k}" if where else k, 0) + 1
+        name = f"{where}.{k}" if where else k
+        dropped[name] = dropped.get(name, 0) + 1
     return {k: v for k, v in value.items() if k in keep}
 
 
