@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .manifest import Manifest, ManifestError, PERSON_CATEGORY_NAMES, person_category_names
+from .regions import face_labelled
 
 #: Categories whose instances are persons for the accounting (riders are persons, but a training
 #: class that the study does not anonymize).
@@ -49,12 +50,6 @@ def person_like_ids(manifest: Manifest) -> dict[int, str]:
     riders)."""
     names = (*person_category_names(manifest), "rider")
     return {c["id"]: c["name"] for c in manifest["categories"] if c["name"] in names}
-
-
-def _face_labelled(a: dict[str, Any]) -> bool:
-    """A labelled nose or eye (COCO-17's first points): a face that keypoint face boxes find."""
-    kp = a.get("keypoints") or []
-    return any(kp[3 * i + 2] > 0 for i in range(3) if 3 * i + 2 < len(kp))
 
 
 def account_prepared(manifest: Manifest, rule: str) -> dict[str, Any]:
@@ -92,7 +87,7 @@ def account_prepared(manifest: Manifest, rule: str) -> dict[str, Any]:
                     empty = int(mask_utils.area(rle)) == 0
                 else:
                     empty = not annotation_mask(a, h, w).any()
-            if empty and not _face_labelled(a):
+            if empty and not face_labelled(a.get("keypoints") or []):
                 a["anonymize"], a["skip_reason"] = False, "no_pixels"
             else:  # an empty mask with a labelled face: its face box needs no mask (a body
                 # variant reports it as no_pixels, image_coverage)

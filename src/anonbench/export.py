@@ -33,7 +33,7 @@ from typing import Any, Iterator
 
 from . import __version__
 from .coverage import REASONS
-from .images import output_path
+from .images import WRITABLE_SUFFIXES, output_path
 from .manifest import Manifest, fresh_output_dir, image_path
 
 #: (source file, path in the export, "image" | "file")
@@ -210,7 +210,7 @@ def export_dataset(root: str, train: Manifest, val: Manifest, anonymized: Manife
             target = output_path(tmp, dst)
             target.parent.mkdir(parents=True, exist_ok=True)
             suffix = Path(src).suffix.lower()
-            if kind == "image" or suffix in (".png", ".jpg", ".jpeg"):
+            if kind == "image" or suffix in WRITABLE_SUFFIXES:
                 copy_without_metadata(src, target)
             elif suffix == ".json":
                 with open(src) as f:

@@ -129,6 +129,13 @@ def dilate_body_mask(mask: np.ndarray, fraction: float = BODY_DILATION_FRACTION)
     return out
 
 
+def face_labelled(keypoints: Sequence[float]) -> bool:
+    """A face is seen when an eye or the nose is labelled (v > 0); ears alone are a head seen
+    from behind."""
+    kp = list(keypoints)
+    return any(3 * i + 2 < len(kp) and kp[3 * i + 2] > 0 for i in (NOSE, LEFT_EYE, RIGHT_EYE))
+
+
 def face_box_from_keypoints(keypoints: Sequence[float], image_size: tuple[int, int],
                             person_box: Box | None = None) -> Box | None:
     """A WIDER-Face-style face box (forehead to chin, cheek to cheek) from COCO-17 keypoints.
@@ -139,10 +146,10 @@ def face_box_from_keypoints(keypoints: Sequence[float], image_size: tuple[int, i
     a fifth of the person's box width. The box spans ``s`` horizontally around the face centre
     and from ``0.5 s`` above the eye line to ``0.7 s`` below it. Clipped to the image.
     """
+    if not face_labelled(keypoints):
+        return None
     kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, 3)[:5]
     seen = kp[:, 2] > 0
-    if not (seen[NOSE] or seen[LEFT_EYE] or seen[RIGHT_EYE]):
-        return None
     pts = {i: kp[i, :2] for i in range(5) if seen[i]}
 
     def dist(a: int, b: int) -> float:
