@@ -15,6 +15,7 @@ def _jobs(output, rule):
 def test_estimated_keypoints_get_a_job_per_shard_and_feed_the_faces(demo_config, tmp_path):
     d = demo_config["datasets"]["demo"]
     d["keypoints"] = {"estimator": "vitpose"}
+    d["faces"] = {"detector": "keypoints"}  # face boxes from the estimated keypoints
     cfg = write_config(tmp_path / "c.yaml", demo_config)
     targets = [f"results/demo/faces/{s:03d}.json" for s in range(d["shards"])]
     p = snakemake(tmp_path, "-n", *targets, configfile=cfg)
