@@ -276,7 +276,7 @@ def test_a_key_missing_from_a_later_entry_is_named(coco, kind, index, key):
         _load(root, path, data)
 
 
-@pytest.mark.parametrize("value", [None, float("nan"), float("inf"), "a", 10 ** 400])
+@pytest.mark.parametrize("value", [None, float("nan"), float("inf"), "a", 10 ** 400, True])
 @pytest.mark.parametrize("field", ["segmentation", "keypoints", "bbox"])
 def test_a_coordinate_that_is_not_a_finite_number_is_named(coco, field, value):
     """pycocotools rasterizes a NaN or null polygon point as a polygon of unbounded size (the
