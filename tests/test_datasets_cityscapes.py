@@ -232,6 +232,7 @@ def test_an_instance_image_converted_to_8_bit_is_refused(tmp_path, how):
     ([["a", "b"], [1, 2], [3, 4]], r"point 0 is \['a', 'b'\], not \[x, y\]"),
     ([10, 10, 50, 10, 50, 50], r"point 0 is 10, not \[x, y\]"),
     ([[10, 10], [float("nan"), 10], [50, 50]], r"point 1 is \[nan, 10\]"),  # drawn at 0
+    ([[10, 10], [10 ** 400, 10], [50, 50]], r"point 1 is \[1000"),  # no float holds it
 ])
 def test_a_polygon_the_toolkit_cannot_draw_is_named(tmp_path, polygon, message):
     root = small_case(tmp_path)

@@ -9,6 +9,7 @@ every image of the split.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,23 @@ def confine_images(manifest: dict[str, Any], source: str | os.PathLike[str]) -> 
                 f"{source}: images {other.get('id')} ({other.get('file_name')!r}) and "
                 f"{img.get('id')} ({img.get('file_name')!r}) are the same file; list it once "
                 "(each entry would be anonymized with only its own persons)")
+
+
+def first_not_finite(values: list[Any]) -> int | None:
+    """The index of the first value that is not a finite number, or None. JSON's true and
+    false are not numbers, though Python sums them as 1 and 0."""
+    try:  # fast: _check_annotation of 860k COCO-sized annotations takes about 3 s in all
+        if math.isfinite(sum(values)) and bool not in set(map(type, values)):
+            return None
+    except (TypeError, OverflowError):
+        pass
+    for i, v in enumerate(values):
+        try:
+            if isinstance(v, bool) or not math.isfinite(v):
+                return i
+        except (TypeError, OverflowError):
+            return i
+    return None  # only the sum overflowed
 
 
 def read_json(path: str | os.PathLike[str], what: str) -> Any:

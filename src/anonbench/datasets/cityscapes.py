@@ -17,7 +17,6 @@ training class and is never anonymized. Cityscapes has no keypoints.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -77,9 +76,7 @@ def _polygon_error(polygon: list[Any]) -> str | None:
     if len(polygon) < 3:
         return f"has {len(polygon)} points; a polygon needs at least 3 [x, y] points"
     for j, pt in enumerate(polygon):
-        if not (isinstance(pt, list) and len(pt) == 2
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                        and math.isfinite(v) for v in pt)):
+        if not (isinstance(pt, list) and len(pt) == 2 and checks.first_not_finite(pt) is None):
             return f"point {j} is {pt!r}, not [x, y] (finite numbers)"
     return None
 

@@ -18,7 +18,6 @@ pedestrian).
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -143,7 +142,7 @@ def _check_annotation(a: dict[str, Any], size: tuple[int, int], n_keypoints: int
                 n = len(poly) if isinstance(poly, list) else type(poly).__name__
                 raise ManifestError(f"{where}: polygon {i} has {n} coordinates; a polygon needs "
                                     "at least 3 points (6 numbers, x y pairs)")
-            if (j := _not_finite(poly)) is not None:
+            if (j := checks.first_not_finite(poly)) is not None:
                 # pycocotools rasterizes NaN or null as a polygon of unbounded size
                 raise ManifestError(f"{where}: polygon {i} holds {poly[j]!r} at {j}, not a "
                                     "finite number")
@@ -155,7 +154,7 @@ def _check_annotation(a: dict[str, Any], size: tuple[int, int], n_keypoints: int
     elif (bad := checks.rle_counts_error(seg["counts"], size[1], size[0])) is not None:
         raise ManifestError(f"{where}: {bad}")
     bbox = a.get("bbox")
-    if not (isinstance(bbox, list) and len(bbox) == 4 and _not_finite(bbox) is None):
+    if not (isinstance(bbox, list) and len(bbox) == 4 and checks.first_not_finite(bbox) is None):
         raise ManifestError(f"{where}: bbox {bbox!r} is not [x, y, width, height] (finite "
                             "numbers)")
     kp = a.get("keypoints")
@@ -178,7 +177,7 @@ def _check_keypoints(kp: Any, size: tuple[int, int], n_keypoints: int, where: st
                             f"{n_keypoints} = {3 * n_keypoints} (x, y, v per keypoint)")
     if len(kp) % 3:
         raise ManifestError(f"{where}: {len(kp)} keypoint numbers, not x, y, v triples")
-    if (j := _not_finite(kp)) is not None:
+    if (j := checks.first_not_finite(kp)) is not None:
         raise ManifestError(f"{where}: keypoints hold {kp[j]!r} at {j}, not a finite number")
     w, h = size
     for i in range(len(kp) // 3):
@@ -207,23 +206,6 @@ def _face_point_off_box(a: dict[str, Any], face_keypoints: tuple[int, ...]) -> s
             return (f"annotation {a['id']}: keypoint {i} at ({x:g}, {y:g}), box [{bx:g}, "
                     f"{by:g}, {bw:g}, {bh:g}]")
     return None
-
-
-def _not_finite(values: list[Any]) -> int | None:
-    """The index of the first value that is not a finite number, or None. JSON's true and
-    false are not numbers, though Python sums them as 1 and 0."""
-    try:  # fast: _check_annotation of 860k COCO-sized annotations takes about 3 s in all
-        if math.isfinite(sum(values)) and bool not in set(map(type, values)):
-            return None
-    except (TypeError, OverflowError):
-        pass
-    for i, v in enumerate(values):
-        try:
-            if isinstance(v, bool) or not math.isfinite(v):
-                return i
-        except (TypeError, OverflowError):
-            return i
-    return None  # only the sum overflowed
 
 
 def _clip_bbox(a: dict[str, Any], size: tuple[int, int]) -> int:
