@@ -8,6 +8,7 @@ rule table:
         metrics=lambda w: anonbench_config.table_metrics_files(config, w.table),
         perimage=lambda w: anonbench_config.table_perimage_files(config, w.table),
         audits=lambda w: anonbench_config.table_audit_files(config, w.table),
+        reference=lambda w: anonbench_config.table_reference_files(config, w.table),
     output:
         md="results/tables/{table}.md",
         csv=report(

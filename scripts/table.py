@@ -9,4 +9,4 @@ with steps.logged(snakemake.log[0]):
                 list(snakemake.input.audits),
                 snakemake.params.provenance, snakemake.output.md, snakemake.output.csv,
                 list(snakemake.input.perimage), snakemake.params.significance,
-                snakemake.threads)
+                snakemake.threads, (list(snakemake.input.reference) or [None])[0])

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -255,9 +256,7 @@ def workdir_copy(tmp_path, coco_root):
     for name in ("Snakefile", "rules", "scripts", "src", "schemas", "envs", "profiles", "report",
                  "config.yaml"):
         (work / name).symlink_to(REPO / name)
-    (work / "config").mkdir()
-    for f in (REPO / "config").iterdir():
-        (work / "config" / f.name).write_text(f.read_text())
+    shutil.copytree(REPO / "config", work / "config")
     override = work / "config" / "paper-coco.yaml"
     text = override.read_text()
     assert "root: /data/coco" in text

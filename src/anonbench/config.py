@@ -211,6 +211,8 @@ def check_config(config: dict[str, Any], *, check_roots: bool = True) -> None:
         for s in t.get("seeds", []):
             if s not in config["seeds"]:
                 raise ConfigError(f"{where}.seeds: seed {s} is not in the top-level seeds")
+        if t.get("reference"):
+            _check_reference(t, where)
     from .backends import check_model_config
 
     for name in models:
@@ -576,6 +578,34 @@ def table_audit_files(config: dict[str, Any], table: str) -> list[str]:
         return []
     return [f"results/{t['dataset']}/audit/{v}.json" for v in t["variants"]
             if config["variants"][v]["method"] != "none"]
+
+
+def table_reference_files(config: dict[str, Any], table: str) -> list[str]:
+    """The study's runs that a table shows beside its own (``reference``), as an absolute path;
+    none without one."""
+    from .reference import resolve
+
+    ref = config["tables"][table].get("reference")
+    return [str(resolve(ref))] if ref else []
+
+
+def _check_reference(table: dict[str, Any], where: str) -> None:
+    from .reference import ReferenceError, load
+
+    try:
+        ref = load(table["reference"])
+    except ReferenceError as e:
+        raise ConfigError(f"{where}.reference: {e}") from None
+    baseline = table.get("baseline", "original")
+    if ref["baseline"] != baseline:
+        raise ConfigError(f"{where}.reference: its baseline is {ref['baseline']!r}, the table's "
+                          f"{baseline!r}")
+    if not any(c in table["metrics"] for c in ref["metrics"]):
+        raise ConfigError(f"{where}.reference: none of its metrics ({', '.join(ref['metrics'])}) "
+                          f"is a column of the table ({', '.join(table['metrics'])})")
+    if not any(v in ref["runs"] for v in table["variants"] if v != baseline):
+        raise ConfigError(f"{where}.reference: it has no run of the table's variants "
+                          f"({', '.join(v for v in table['variants'] if v != baseline)})")
 
 
 def dataset_root(config: dict[str, Any], dataset: str) -> str:

@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import annotate, anonymize, shards, tables
+from . import annotate, anonymize, reference, shards, tables
 from .manifest import load_manifest, write_json
 
 
@@ -261,13 +261,15 @@ def evaluate(checkpoint: str, val_manifest: str, model_cfg: dict[str, Any], reco
 
 def table(name: str, table_cfg: dict[str, Any], metrics_files: list[str], audit_files: list[str],
           provenance: str, out_md: str, out_csv: str, perimage_files: list[str] | None = None,
-          significance_cfg: dict[str, Any] | None = None, threads: int = 1) -> None:
+          significance_cfg: dict[str, Any] | None = None, threads: int = 1,
+          reference_file: str | None = None) -> None:
+    study = reference.load(reference_file) if reference_file else None  # before the bootstrap
     records = tables.load_records(metrics_files, perimage_files)
     rows = tables.build_rows(records, {**table_cfg, "name": name},
                              significance=significance_cfg or {}, workers=threads)
     audits = tables.load_audits(audit_files) if audit_files else None
     md = tables.render_markdown(name, table_cfg, rows, provenance, audits=audits,
-                                significance=significance_cfg)
+                                significance=significance_cfg, reference=study)
     write_csv = tables.render_csv(rows, audits=audits)
     from .manifest import atomic_write_text
 

@@ -288,7 +288,10 @@ def faces_cell(audit: dict[str, Any] | None) -> str:
 
 def render_markdown(name: str, table: dict[str, Any], rows: list[dict[str, Any]],
                     provenance: str, audits: dict[str, dict[str, Any]] | None = None,
-                    significance: dict[str, Any] | None = None) -> str:
+                    significance: dict[str, Any] | None = None,
+                    reference: dict[str, Any] | None = None) -> str:
+    """The table in Markdown; ``reference`` (:func:`anonbench.reference.load`): the study's own
+    runs, compared below the tests."""
     cols = list(table["metrics"])
     extra = []
     if audits is not None:
@@ -316,6 +319,12 @@ def render_markdown(name: str, table: dict[str, Any], rows: list[dict[str, Any]]
             cells.append(faces_cell(a))
         lines.append(f"| {r['variant']} | " + " | ".join(cells) + " |")
     lines += significance_lines(table, rows, significance_settings(significance))
+    if reference is not None:
+        from . import reference as ref
+
+        baseline = table.get("baseline", "original")
+        lines += ref.render_lines(reference, ref.compare(rows, reference, baseline),
+                                  table["variants"], baseline)
     if audits is not None:
         tol = sorted({a["tolerance"] for a in audits.values()})
         lines += ["", f"{PRIVACY_COLUMN}: privacy audit, mean over the anonymized regions of the "
