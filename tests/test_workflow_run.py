@@ -40,6 +40,7 @@ def test_tiny_world_end_to_end(tiny_run):
     md = (work / "results/tables/table1.md").read_text()
     assert md.splitlines()[2].startswith("> Demo world")
     main, _, rest = md.partition("Difference to `original`")
+    rest, _, study = rest.partition("\nBeside the study's BDD100K runs (")
     rows = [l for l in main.splitlines()
             if l.startswith("| ") and not l.startswith(("| variant", "| ---"))]
     assert [r.split("|")[1].strip() for r in rows] == config["tables"]["table1"]["variants"]
@@ -53,6 +54,11 @@ def test_tiny_world_end_to_end(tiny_run):
     for t in tests:
         assert t.count("seeds [") == 3 and t.count("images [") == 3, t
     assert "1000 resamples, seed 0" in rest and "seed test only" not in rest
+    # config.yaml's table1 names the study's BDD100K runs: each row here beside the study's
+    beside = [l for l in study.splitlines() if l.startswith("| ") and not l.startswith(
+        ("| variant", "| ---"))]
+    assert [b.split("|")[1].strip() for b in beside] == ["face-blur", "body-maskout"]
+    assert "| -32.0 (-100.0 %), p <0.001 |" in beside[1]  # the study's body mask-out: 0.0
     csv = (work / "results/tables/table1.csv").read_text().splitlines()
     assert csv[0].endswith(",ci95_low,ci95_high,p,img_ci95_low,img_ci95_high,img_p")
     assert (work / "results/demo/metrics/body-maskout/maskrcnn-demo/seed1.perimage.npz").is_file()

@@ -63,6 +63,9 @@ def load(path: str | Path) -> dict[str, Any]:
     for variant, run in runs.items():
         if not isinstance(run, dict):
             raise ReferenceError(f"{where}: runs.{variant}: a mapping of column -> values per seed")
+        if not isinstance(run.get("run", ""), str):
+            raise ReferenceError(f"{where}: runs.{variant}.run: the run's name in the source, "
+                                 "a string")
         unknown = [k for k in run if k != "run" and k not in metrics]
         if unknown:
             raise ReferenceError(f"{where}: runs.{variant}.{unknown[0]}: not one of metrics "
@@ -131,9 +134,11 @@ def _cell(side: dict[str, Any], images: bool = False) -> str:
 
 def render_lines(ref: dict[str, Any], comparison: list[dict[str, Any]],
                  variants: Sequence[str], baseline: str = "original") -> list[str]:
-    """Markdown lines for below the table: the comparison and what the study's values are."""
+    """Markdown lines for below the table: the comparison and what the study's values are (or
+    that the two share no variant and column)."""
     if not comparison:
-        return []
+        return ["", f"Beside {ref['name']}: nothing to compare (this table and the study's runs "
+                f"share no column, or no variant but `{baseline}`)."]
     cols = list(dict.fromkeys(c for v in comparison for c in v["columns"]))
     lines = ["", f"Beside {ref['name']} ({ref['source'].strip()}"
              + (f"; {ref['model'].strip()}" if ref.get("model") else "") + "): the difference "
