@@ -4,6 +4,7 @@ full, and output modes that follow the umask."""
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -89,10 +90,11 @@ def test_the_shard_check_names_a_size_that_differs_from_the_annotation(tmp_path)
 
 
 
-@pytest.mark.parametrize("link", ["same_names", "hard_link", "symlink"])
+@pytest.mark.parametrize("link", ["same_names", "hard_link", "symlink", "copy"])
 def test_the_val_check_refuses_val_images_that_are_train_images(tmp_path, link):
-    """A val split pointing at training images (one folder for both, or links to the training
-    files) scores what the model learnt; the val check names the first shared image."""
+    """A val split pointing at training images (one folder for both, links to the training
+    files, or byte-identical copies of them) scores what the model learnt; the val check names
+    the first shared image."""
     root = tmp_path / "coco"
     demo.generate_world_in_layout(root, "coco", seed=1, n_train=4, n_val=2)
     train, val = tmp_path / "train.json", tmp_path / "val.json"
@@ -111,12 +113,38 @@ def test_the_val_check_refuses_val_images_that_are_train_images(tmp_path, link):
         v_path = Path(v["info"]["image_root"]) / v_img["file_name"]
         t_path = Path(t["info"]["image_root"]) / t_img["file_name"]
         v_path.unlink()
-        os.link(t_path, v_path) if link == "hard_link" else v_path.symlink_to(t_path)
+        if link == "copy":
+            shutil.copyfile(t_path, v_path)
+        else:
+            os.link(t_path, v_path) if link == "hard_link" else v_path.symlink_to(t_path)
     with pytest.raises(ManifestError, match=rf"val image {v_img['id']} .* is the train split's "
                                             rf"image {t_img['id']} .*{shared} of the 2 val "):
         steps.check_images(str(val), str(tmp_path / "bad.json"), train_json=str(train),
                            progress=False)
     assert not (tmp_path / "bad.json").exists()
+
+def test_the_val_check_reads_only_files_of_equal_size_and_compares_their_bytes(tmp_path):
+    """A val file of a train file's size but other bytes is its own image; the copy is not."""
+    from anonbench.datasets.checks import disjoint_splits
+
+    (tmp_path / "train").mkdir()
+    (tmp_path / "val").mkdir()
+    data = bytes(range(256)) * 40
+    (tmp_path / "train" / "a.jpg").write_bytes(data)
+    (tmp_path / "val" / "same_size.jpg").write_bytes(data[:-1] + b"\0")
+    (tmp_path / "val" / "longer.jpg").write_bytes(data + b"\0")
+    train = {"info": {"image_root": str(tmp_path / "train")},
+             "images": [{"id": 1, "file_name": "a.jpg"}]}
+    val = {"info": {"image_root": str(tmp_path / "val")},
+           "images": [{"id": 7, "file_name": "same_size.jpg"},
+                      {"id": 8, "file_name": "longer.jpg"}]}
+    disjoint_splits(train, val)
+    (tmp_path / "val" / "copy.jpg").write_bytes(data)
+    val["images"].append({"id": 9, "file_name": "copy.jpg"})
+    with pytest.raises(ManifestError, match=r"val image 9 \('copy.jpg'\) is the train split's "
+                                            r"image 1 .*byte-identical copy.*1 of the 3 val"):
+        disjoint_splits(train, val)
+
 
 # --- COCO annotations ---------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ every image of the split.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -169,35 +170,65 @@ def confined_image_path(image_root: str | os.PathLike[str], image: dict[str, Any
 
 def _file_key(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     """The file's identity (device, inode): one for every name, symlink or hard link of it."""
+    st = _stat(path)
+    return None if st is None else (st.st_dev, st.st_ino)
+
+
+def _stat(path: str | os.PathLike[str]) -> os.stat_result | None:
     try:
-        st = os.stat(path)
+        return os.stat(path)
     except OSError:
         return None
-    return st.st_dev, st.st_ino
+
+
+def _digest(path: str, cache: dict[str, bytes]) -> bytes | None:
+    """The file's BLAKE2b digest (memoized per path); None when it cannot be read."""
+    if path not in cache:
+        h = hashlib.blake2b(digest_size=16)
+        try:
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        except OSError:
+            return None
+        cache[path] = h.digest()
+    return cache[path]
 
 
 def disjoint_splits(train: dict[str, Any], val: dict[str, Any]) -> None:
     """Raises :class:`ManifestError` when a val image is a file the train split lists too (by
-    any name, symlink or hard link): the evaluation would score images the model trained on."""
+    any name, symlink or hard link) or a byte-identical copy of one: the evaluation would score
+    images the model trained on. Only files of equal size are read (a copy has the size of its
+    original), so the check costs a ``stat`` per image."""
     train_files: dict[tuple[int, int], Any] = {}
+    train_sizes: dict[int, list[tuple[str, Any]]] = {}
     for img in train["images"]:
-        key = _file_key(os.path.join(train["info"]["image_root"], img["file_name"]))
-        if key is not None:
-            train_files.setdefault(key, img)
-    shared = []
+        path = os.path.join(train["info"]["image_root"], img["file_name"])
+        st = _stat(path)
+        if st is not None:
+            train_files.setdefault((st.st_dev, st.st_ino), img)
+            train_sizes.setdefault(st.st_size, []).append((path, img))
+    shared, digests = [], {}
     for img in val["images"]:
-        key = _file_key(os.path.join(val["info"]["image_root"], img["file_name"]))
-        if key in train_files:
-            shared.append((train_files[key], img))
+        path = os.path.join(val["info"]["image_root"], img["file_name"])
+        st = _stat(path)
+        if st is None:
+            continue  # missing files are the image check's to name
+        same = train_files.get((st.st_dev, st.st_ino))
+        if same is None and st.st_size in train_sizes and _digest(path, digests) is not None:
+            same = next((t for p, t in train_sizes[st.st_size]
+                         if _digest(p, digests) == digests[path]), None)
+        if same is not None:
+            shared.append((same, img))
     if shared:
         t, v = shared[0]
         source = val["info"].get("annotation_file") or val["info"]["image_root"]
         raise ManifestError(
             f"{source}: val image {v['id']} ({v['file_name']!r}) is the train split's image "
-            f"{t['id']} ({os.path.join(train['info']['image_root'], t['file_name'])}); "
-            f"{len(shared)} of the {len(val['images'])} val images are train images, so the "
-            "evaluation would score images the model was trained on: give each split its own "
-            "images")
+            f"{t['id']} ({os.path.join(train['info']['image_root'], t['file_name'])}), or a "
+            f"byte-identical copy of it; {len(shared)} of the {len(val['images'])} val images "
+            "are train images, so the evaluation would score images the model was trained on: "
+            "give each split its own images")
 
 
 def confine_images(manifest: dict[str, Any], source: str | os.PathLike[str]) -> None:
