@@ -181,25 +181,24 @@ def _stat(path: str | os.PathLike[str]) -> os.stat_result | None:
         return None
 
 
-def _digest(path: str, cache: dict[str, bytes]) -> bytes | None:
-    """The file's BLAKE2b digest (memoized per path); None when it cannot be read."""
-    if path not in cache:
-        h = hashlib.blake2b(digest_size=16)
-        try:
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-        except OSError:
-            return None
-        cache[path] = h.digest()
-    return cache[path]
+def _digest(path: str) -> bytes | None:
+    """The file's BLAKE2b digest; None when it cannot be read."""
+    h = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return None
+    return h.digest()
 
 
 def disjoint_splits(train: dict[str, Any], val: dict[str, Any]) -> None:
     """Raises :class:`ManifestError` when a val image is a file the train split lists too (by
     any name, symlink or hard link) or a byte-identical copy of one: the evaluation would score
-    images the model trained on. Only files of equal size are read (a copy has the size of its
-    original), so the check costs a ``stat`` per image."""
+    images the model trained on. Only files of a val file's size are read (a copy has the size
+    of its original), each once, so with sizes that differ the check costs a ``stat`` per
+    image."""
     train_files: dict[tuple[int, int], Any] = {}
     train_sizes: dict[int, list[tuple[str, Any]]] = {}
     for img in train["images"]:
@@ -208,16 +207,21 @@ def disjoint_splits(train: dict[str, Any], val: dict[str, Any]) -> None:
         if st is not None:
             train_files.setdefault((st.st_dev, st.st_ino), img)
             train_sizes.setdefault(st.st_size, []).append((path, img))
-    shared, digests = [], {}
+    by_content: dict[int, dict[bytes | None, Any]] = {}  # size -> digest -> train image
+    shared = []
     for img in val["images"]:
         path = os.path.join(val["info"]["image_root"], img["file_name"])
         st = _stat(path)
         if st is None:
             continue  # missing files are the image check's to name
         same = train_files.get((st.st_dev, st.st_ino))
-        if same is None and st.st_size in train_sizes and _digest(path, digests) is not None:
-            same = next((t for p, t in train_sizes[st.st_size]
-                         if _digest(p, digests) == digests[path]), None)
+        if same is None and st.st_size in train_sizes:
+            if st.st_size not in by_content:
+                by_content[st.st_size] = {}
+                for p, t in train_sizes[st.st_size]:
+                    by_content[st.st_size].setdefault(_digest(p), t)
+            digest = _digest(path)
+            same = by_content[st.st_size].get(digest) if digest is not None else None
         if same is not None:
             shared.append((same, img))
     if shared:
