@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -79,14 +80,20 @@ def check_images(shard_json: str, out: str, *, train_json: str | None = None,
                  progress: bool = True) -> None:
     """Decode every image of a shard in full (:func:`anonbench.images.verify_image`) and check
     its size against the manifest; writes the count and the time per image. With
-    ``train_json`` (for the val split) first refuses val images that are train images too."""
+    ``train_json`` (for the val split) first refuses val images that are train images too,
+    and warns of (and lists) val images that are byte-identical copies of train images."""
     from . import images
     from .datasets.checks import disjoint_splits
     from .manifest import image_path
 
     m = load_manifest(shard_json)
-    if train_json:
-        disjoint_splits(load_manifest(train_json), m)
+    copies = disjoint_splits(load_manifest(train_json), m) if train_json else []
+    if copies:
+        t, v = copies[0]
+        print(f"warning: val image {v['id']} ({v['file_name']!r}) is a byte-identical copy of "
+              f"the train split's image {t['id']} ({t['file_name']!r}); {len(copies)} of the "
+              f"{len(m['images'])} val images are copies of train images, which the evaluation "
+              "scores though the model trained on them", file=sys.stderr)
     items = m["images"]
     if progress:
         from tqdm import tqdm
@@ -104,6 +111,8 @@ def check_images(shard_json: str, out: str, *, train_json: str | None = None,
     n = len(m["images"])
     result = {"shard": m["info"].get("shard"), "images": n, "seconds": round(seconds, 3),
               "ms_per_image": round(1000 * seconds / n, 2) if n else None}
+    if train_json:
+        result["copies_of_train_images"] = [[t["id"], v["id"]] for t, v in copies]
     print(json.dumps(result))
     write_json(out, result)
 

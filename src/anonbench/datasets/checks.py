@@ -193,12 +193,14 @@ def _digest(path: str) -> bytes | None:
     return h.digest()
 
 
-def disjoint_splits(train: dict[str, Any], val: dict[str, Any]) -> None:
+def disjoint_splits(train: dict[str, Any], val: dict[str, Any]) -> list[tuple[Any, Any]]:
     """Raises :class:`ManifestError` when a val image is a file the train split lists too (by
-    any name, symlink or hard link) or a byte-identical copy of one: the evaluation would score
-    images the model trained on. Only files of a val file's size are read (a copy has the size
-    of its original), each once, so with sizes that differ the check costs a ``stat`` per
-    image."""
+    any name, symlink or hard link): the evaluation would score images the model trained on.
+    Returns the (train image, val image) pairs of byte-identical copies in separate files, for
+    a warning: generated test data often draws many images alike (a blank frame in every
+    split), which is no leak to refuse. Only the train files of a val file's size are read (a
+    copy has the size of its original), each once, so with sizes that differ the check costs a
+    ``stat`` per image."""
     train_files: dict[tuple[int, int], Any] = {}
     train_sizes: dict[int, list[tuple[str, Any]]] = {}
     for img in train["images"]:
@@ -208,31 +210,33 @@ def disjoint_splits(train: dict[str, Any], val: dict[str, Any]) -> None:
             train_files.setdefault((st.st_dev, st.st_ino), img)
             train_sizes.setdefault(st.st_size, []).append((path, img))
     by_content: dict[int, dict[bytes | None, Any]] = {}  # size -> digest -> train image
-    shared = []
+    shared, copies = [], []
     for img in val["images"]:
         path = os.path.join(val["info"]["image_root"], img["file_name"])
         st = _stat(path)
         if st is None:
             continue  # missing files are the image check's to name
         same = train_files.get((st.st_dev, st.st_ino))
-        if same is None and st.st_size in train_sizes:
+        if same is not None:
+            shared.append((same, img))
+        elif st.st_size in train_sizes:
             if st.st_size not in by_content:
                 by_content[st.st_size] = {}
                 for p, t in train_sizes[st.st_size]:
                     by_content[st.st_size].setdefault(_digest(p), t)
             digest = _digest(path)
-            same = by_content[st.st_size].get(digest) if digest is not None else None
-        if same is not None:
-            shared.append((same, img))
+            if digest is not None and digest in by_content[st.st_size]:
+                copies.append((by_content[st.st_size][digest], img))
     if shared:
         t, v = shared[0]
         source = val["info"].get("annotation_file") or val["info"]["image_root"]
         raise ManifestError(
             f"{source}: val image {v['id']} ({v['file_name']!r}) is the train split's image "
-            f"{t['id']} ({os.path.join(train['info']['image_root'], t['file_name'])}), or a "
-            f"byte-identical copy of it; {len(shared)} of the {len(val['images'])} val images "
-            "are train images, so the evaluation would score images the model was trained on: "
-            "give each split its own images")
+            f"{t['id']} ({os.path.join(train['info']['image_root'], t['file_name'])}); "
+            f"{len(shared)} of the {len(val['images'])} val images are train images, so the "
+            "evaluation would score images the model was trained on: give each split its own "
+            "images")
+    return copies
 
 
 def confine_images(manifest: dict[str, Any], source: str | os.PathLike[str]) -> None:
