@@ -29,11 +29,11 @@ def load_config(files: Sequence[str] | None) -> dict[str, Any]:
     roots not looked at)."""
     from snakemake.utils import update_config, validate
 
-    from .config import SCHEMA, ConfigError, check_config, load_config_file, schema_error
+    from .config import REPO, SCHEMA, ConfigError, check_config, load_config_file, schema_error
 
     if not files:
         here = Path("config.yaml")
-        files = [str(here if here.is_file() else SCHEMA.parents[1] / "config.yaml")]
+        files = [str(here if here.is_file() else REPO / "config.yaml")]
     config: dict[str, Any] = {}
     for f in files:
         try:  # as the Snakefile reads it: a syntax error or a key written twice names its line

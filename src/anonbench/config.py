@@ -10,7 +10,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+#: The repository (the workflow's directory): relative paths of its own files start here.
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = REPO / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -744,7 +746,7 @@ def environment_lock(root: str | os.PathLike[str] | None = None) -> dict[str, An
     """``{"file", "sha256"}`` of the repository's lock file; sha256 is None when there is none."""
     import hashlib
 
-    base = Path(root) if root is not None else Path(__file__).resolve().parents[2]
+    base = Path(root) if root is not None else REPO
     path = base / LOCK_FILE
     try:
         digest: str | None = hashlib.sha256(path.read_bytes()).hexdigest()

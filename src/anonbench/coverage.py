@@ -57,8 +57,9 @@ def account_prepared(manifest: Manifest, rule: str) -> dict[str, Any]:
 
     Loaders set ``anonymize`` (and may set ``skip_reason``); here a person with an empty mask
     and no labelled face becomes ``no_pixels``, a rider ``rider``, any other unflagged person
-    ``crowd`` or the loader's reason. Images may list ``dropped_persons`` (``{"instance_id", "reason"}``) that
-    the loader did not keep as annotations. Returns the split's ``persons`` summary.
+    ``crowd`` or the loader's reason. Images may list ``dropped_persons`` (``{"instance_id",
+    "reason"}``) that the loader did not keep as annotations. Returns the split's ``persons``
+    summary.
     """
     from pycocotools import mask as mask_utils
 

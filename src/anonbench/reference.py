@@ -25,8 +25,7 @@ from typing import Any, Sequence
 
 import yaml
 
-#: Relative reference paths are relative to the repository (the workflow's directory).
-REPO = Path(__file__).resolve().parents[2]
+from .config import REPO
 
 
 class ReferenceError(ValueError):
@@ -34,6 +33,7 @@ class ReferenceError(ValueError):
 
 
 def resolve(path: str | Path) -> Path:
+    """A reference path: relative ones are relative to the repository."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else REPO / p
 
